@@ -1,0 +1,10 @@
+//! portwarden: what is listening on this machine, who owns it, and should it be there?
+//!
+//! Data flows one way: [`collect`] (OS-specific, returns plain data) ->
+//! [`classify`] (pure) -> [`render`] (pure, one module per format).
+
+pub mod cli;
+pub mod error;
+pub mod model;
+
+pub use error::{Error, Result};

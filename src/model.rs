@@ -1,0 +1,332 @@
+//! Plain data shared by collect, classify and render. No I/O here.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+
+/// Transport protocol of a listening socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// TCP socket in LISTEN state.
+    Tcp,
+    /// UDP socket that is bound and not connected.
+    Udp,
+}
+
+impl Proto {
+    /// Lower-case name, as used in every output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One process that holds a listening socket open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    /// Process id.
+    pub pid: u32,
+    /// Short process name (`comm` on Linux). Untrusted text.
+    pub name: String,
+    /// Name of the process's real user, when it can be resolved. Untrusted text.
+    pub user: Option<String>,
+    /// Numeric real uid of the process, when known.
+    pub uid: Option<u32>,
+    /// Executable path, when readable. Untrusted text.
+    pub exe: Option<String>,
+    /// Command line, argument by argument. Untrusted text; empty when unreadable.
+    pub cmdline: Vec<String>,
+}
+
+/// One listening socket as the OS reports it, with its owners.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Socket {
+    /// Transport protocol.
+    pub proto: Proto,
+    /// Local address the socket is bound to.
+    pub address: IpAddr,
+    /// Local port.
+    pub port: u16,
+    /// An IPv6 wildcard socket that also accepts IPv4 (`IPV6_V6ONLY` off).
+    pub dual_stack: bool,
+    /// Owning uid of the socket itself, when the OS gives it.
+    pub uid: Option<u32>,
+    /// Socket inode, when the OS gives it.
+    pub inode: Option<u64>,
+    /// Every process holding the socket open, sorted by pid. Empty when no
+    /// owner could be seen (not root, another pid namespace, exited mid-scan,
+    /// or a kernel socket): never guessed.
+    pub processes: Vec<Process>,
+}
+
+impl Socket {
+    /// Whether at least one owning process could be seen.
+    pub fn owner_visible(&self) -> bool {
+        !self.processes.is_empty()
+    }
+
+    /// Whether the socket accepts IPv4 traffic.
+    pub fn accepts_v4(&self) -> bool {
+        self.address.is_ipv4() || self.dual_stack
+    }
+
+    /// Whether the socket accepts IPv6 traffic.
+    pub fn accepts_v6(&self) -> bool {
+        self.address.is_ipv6()
+    }
+}
+
+/// What one scan of the machine found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// Every listening socket found.
+    pub sockets: Vec<Socket>,
+    /// True when the scan ran with enough privilege to see every process's
+    /// file descriptors (root on Unix). Owners can still be hidden then.
+    pub privileged: bool,
+}
+
+/// Where a listener can be reached from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Exposure {
+    /// 127.0.0.0/8 or ::1 (and IPv4-mapped loopback).
+    Loopback,
+    /// 0.0.0.0 or ::: every interface.
+    Wildcard,
+    /// Any other local address.
+    Specific,
+}
+
+impl Exposure {
+    /// The exposure of a local address.
+    pub fn of(address: IpAddr) -> Exposure {
+        let address = match address {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
+            },
+            v4 => v4,
+        };
+        if address.is_loopback() {
+            Exposure::Loopback
+        } else if address.is_unspecified() {
+            Exposure::Wildcard
+        } else {
+            Exposure::Specific
+        }
+    }
+
+    /// Lower-case name, as used in every output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exposure::Loopback => "loopback",
+            Exposure::Wildcard => "wildcard",
+            Exposure::Specific => "specific",
+        }
+    }
+}
+
+/// IANA's three port ranges (RFC 6335 section 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RangeClass {
+    /// 0-1023, the system (well-known) ports.
+    System,
+    /// 1024-49151, the user (registered) ports.
+    User,
+    /// 49152-65535, the dynamic (private, ephemeral) ports; IANA never assigns them.
+    Dynamic,
+}
+
+impl RangeClass {
+    /// The range a port falls in.
+    pub fn of(port: u16) -> RangeClass {
+        match port {
+            0..=1023 => RangeClass::System,
+            1024..=49151 => RangeClass::User,
+            _ => RangeClass::Dynamic,
+        }
+    }
+
+    /// Lower-case name, as used in every output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RangeClass::System => "system",
+            RangeClass::User => "user",
+            RangeClass::Dynamic => "dynamic",
+        }
+    }
+}
+
+/// A port's standing in IANA's registry, for one transport protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortStatus {
+    /// At least one service name is assigned on this port and protocol.
+    Assigned,
+    /// IANA lists the port as Reserved.
+    Reserved,
+    /// IANA lists the port as Unassigned, or does not list it at all.
+    Unassigned,
+    /// The assignment was removed: IANA's "De-registered", "Removed",
+    /// "Deprecated", "De-Commissioned" and similar.
+    Deregistered,
+    /// 49152-65535, which IANA never assigns (RFC 6335 section 6).
+    Dynamic,
+}
+
+impl PortStatus {
+    /// Lower-case name, as used in every output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortStatus::Assigned => "assigned",
+            PortStatus::Reserved => "reserved",
+            PortStatus::Unassigned => "unassigned",
+            PortStatus::Deregistered => "deregistered",
+            PortStatus::Dynamic => "dynamic",
+        }
+    }
+}
+
+/// How much a finding matters. Ordered: `Critical` is the greatest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; not a problem by itself.
+    Info,
+    /// Deserves a look.
+    Warning,
+    /// Almost certainly wrong.
+    Critical,
+}
+
+/// Something about a listener (or an expected one) that deserves a look.
+/// New kinds are added here; every output names them by [`FindingKind::as_str`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// Listening on a port IANA lists as unassigned.
+    UnassignedPort,
+    /// Listening on a port IANA lists as reserved.
+    ReservedPort,
+    /// Listening on a port whose assignment IANA removed.
+    DeregisteredPort,
+    /// Listening on a port in the dynamic range 49152-65535.
+    DynamicPort,
+    /// A policy `[[expect]]` port that nothing listens on.
+    MissingExpected,
+    /// A policy `[[expect]]` port owned by another process than expected.
+    UnexpectedOwner,
+    /// A listener absent from the baseline.
+    NewListener,
+    /// A baseline listener that no longer listens.
+    GoneListener,
+}
+
+impl FindingKind {
+    /// Stable kebab-case name, as used in every output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::UnassignedPort => "unassigned-port",
+            FindingKind::ReservedPort => "reserved-port",
+            FindingKind::DeregisteredPort => "deregistered-port",
+            FindingKind::DynamicPort => "dynamic-port",
+            FindingKind::MissingExpected => "missing-expected",
+            FindingKind::UnexpectedOwner => "unexpected-owner",
+            FindingKind::NewListener => "new-listener",
+            FindingKind::GoneListener => "gone-listener",
+        }
+    }
+
+    /// Default severity of the kind.
+    pub fn severity(self) -> Severity {
+        match self {
+            FindingKind::DynamicPort => Severity::Info,
+            FindingKind::UnassignedPort
+            | FindingKind::ReservedPort
+            | FindingKind::DeregisteredPort
+            | FindingKind::NewListener
+            | FindingKind::GoneListener => Severity::Warning,
+            FindingKind::MissingExpected | FindingKind::UnexpectedOwner => Severity::Critical,
+        }
+    }
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A listener's registry answer, for its own protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryInfo {
+    /// The port's standing.
+    pub status: PortStatus,
+    /// Every service name IANA assigns on this port and protocol.
+    pub services: Vec<String>,
+    /// The first assigned entry's description (or the status row's, e.g. "Reserved").
+    pub description: Option<String>,
+}
+
+/// A listening socket with its registry standing, exposure and findings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listener {
+    /// What the OS reported.
+    pub socket: Socket,
+    /// Where it can be reached from.
+    pub exposure: Exposure,
+    /// IANA range the port falls in.
+    pub range: RangeClass,
+    /// Registry answer for the port and protocol.
+    pub registry: RegistryInfo,
+    /// Findings, sorted, without duplicates. Empty for an unremarkable listener.
+    pub findings: Vec<FindingKind>,
+}
+
+/// Every listener of one scan, classified, sorted by protocol, port, address.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The listeners.
+    pub listeners: Vec<Listener>,
+    /// Copied from [`Inventory::privileged`].
+    pub privileged: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposure_classes() {
+        let of = |s: &str| Exposure::of(s.parse().unwrap());
+        assert_eq!(of("127.0.0.1"), Exposure::Loopback);
+        assert_eq!(of("127.3.2.1"), Exposure::Loopback);
+        assert_eq!(of("::1"), Exposure::Loopback);
+        assert_eq!(of("::ffff:127.0.0.1"), Exposure::Loopback);
+        assert_eq!(of("0.0.0.0"), Exposure::Wildcard);
+        assert_eq!(of("::"), Exposure::Wildcard);
+        assert_eq!(of("192.168.1.5"), Exposure::Specific);
+        assert_eq!(of("fe80::1"), Exposure::Specific);
+    }
+
+    #[test]
+    fn range_classes() {
+        assert_eq!(RangeClass::of(0), RangeClass::System);
+        assert_eq!(RangeClass::of(1023), RangeClass::System);
+        assert_eq!(RangeClass::of(1024), RangeClass::User);
+        assert_eq!(RangeClass::of(49151), RangeClass::User);
+        assert_eq!(RangeClass::of(49152), RangeClass::Dynamic);
+        assert_eq!(RangeClass::of(65535), RangeClass::Dynamic);
+    }
+}
