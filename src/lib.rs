@@ -3,8 +3,13 @@
 //! Data flows one way: [`collect`] (OS-specific, returns plain data) ->
 //! [`classify`] (pure) -> [`render`] (pure, one module per format).
 
+pub mod baseline;
+pub mod check;
 pub mod cli;
 pub mod error;
 pub mod model;
+pub mod paths;
+pub mod policy;
+pub mod render;
 
 pub use error::{Error, Result};

@@ -1,0 +1,101 @@
+//! Per-user and system-wide file locations, resolved in one place.
+//!
+//! The per-user directories come from the `dirs` crate, which on Linux honours
+//! `XDG_CONFIG_HOME` and `XDG_DATA_HOME` (so tests can point them at temporary
+//! directories) and falls back to `~/.config` and `~/.local/share`.
+
+use crate::error::{Error, Result};
+use std::path::PathBuf;
+
+/// Name of the policy file inside a configuration directory.
+pub const POLICY_FILE_NAME: &str = "portwarden.toml";
+
+/// Name of the default baseline file inside the user's data directory.
+pub const BASELINE_FILE_NAME: &str = "baseline.json";
+
+/// The system-wide policy file, read when no other policy is found.
+pub const SYSTEM_POLICY: &str = "/etc/portwarden/portwarden.toml";
+
+/// `<config dir>/portwarden/portwarden.toml`, e.g. `~/.config/portwarden/portwarden.toml`.
+pub fn user_policy() -> Result<PathBuf> {
+    dirs::config_dir()
+        .map(|dir| dir.join("portwarden").join(POLICY_FILE_NAME))
+        .ok_or(Error::NoUserDir("config"))
+}
+
+/// `<data dir>/portwarden/baseline.json`, e.g. `~/.local/share/portwarden/baseline.json`.
+pub fn default_baseline() -> Result<PathBuf> {
+    dirs::data_dir()
+        .map(|dir| dir.join("portwarden").join(BASELINE_FILE_NAME))
+        .ok_or(Error::NoUserDir("data"))
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same
+/// directory, flushed to disk, then renamed over `path`. Readers (the
+/// node_exporter textfile collector, a concurrent `check --baseline`) see the
+/// old file or the new one, never half of one. The file is made readable by
+/// everyone (0644 on Unix) because the textfile collector usually runs as
+/// another user. With `create_parent`, missing parent directories are created.
+pub fn write_atomic(path: &std::path::Path, contents: &[u8], create_parent: bool) -> Result<()> {
+    use std::io::Write;
+
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if create_parent {
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".portwarden-")
+        .suffix(".tmp")
+        .tempfile_in(&parent)
+        .map_err(|e| Error::io(&parent, e))?;
+    tmp.write_all(contents)
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(tmp.path(), e))?;
+    }
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("out.prom");
+        write_atomic(&path, b"one\n", true).unwrap();
+        write_atomic(&path, b"two\n", false).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("out.prom")]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
+    }
+
+    #[test]
+    fn atomic_write_into_missing_directory_fails_without_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("out.prom");
+        let err = write_atomic(&path, b"x", false).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+    }
+}
