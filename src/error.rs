@@ -18,6 +18,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Writing the output (standard output, usually) failed. A broken pipe is
+    /// not an error for the binary: it exits 0 quietly.
+    #[error("cannot write the output: {0}")]
+    Write(#[source] std::io::Error),
+
     /// The OS could not be asked for its sockets.
     #[error("cannot enumerate sockets: {0}")]
     Collect(String),
@@ -76,6 +81,12 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong.
         message: String,
+    },
+    /// A file that a command would create already exists.
+    #[error("{} already exists; use --force to overwrite it", path.display())]
+    Exists {
+        /// The existing file.
+        path: PathBuf,
     },
     /// No per-user data or config directory could be determined.
     #[error("cannot determine the user's {0} directory (is HOME set?)")]

@@ -6,6 +6,7 @@
 pub mod baseline;
 pub mod check;
 pub mod cli;
+pub mod commands;
 pub mod error;
 pub mod model;
 pub mod paths;

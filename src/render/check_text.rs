@@ -35,6 +35,17 @@ pub fn field(text: &str) -> String {
     if text.is_empty() {
         return "-".to_string();
     }
+    escape(text, true)
+}
+
+/// Escapes untrusted text for a terminal: control, bidi and zero-width
+/// characters and backslashes become visible escapes; spaces stay.
+// The shared `crate::sanitize` (escaping the same classes) replaces this once merged.
+pub fn printable(text: &str) -> String {
+    escape(text, false)
+}
+
+fn escape(text: &str, spaces: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         let code = u32::from(c);
@@ -44,7 +55,7 @@ pub fn field(text: &str) -> String {
         );
         if c == '\\' {
             out.push_str("\\\\");
-        } else if c == ' ' || c.is_control() {
+        } else if (spaces && c == ' ') || c.is_control() {
             if code <= 0xFF {
                 let _ = write!(out, "\\x{code:02x}");
             } else {
@@ -319,5 +330,6 @@ portwarden: CRITICAL - 5 unexpected (1 unassigned-port, 1 missing-expected, 1 un
         assert_eq!(field("x\u{202e}y\u{200b}"), "x\\u{202e}y\\u{200b}");
         assert_eq!(field("back\\slash"), "back\\\\slash");
         assert_eq!(field("naïve"), "naïve");
+        assert_eq!(printable("/tmp/a b\u{1b}"), "/tmp/a b\\x1b");
     }
 }
