@@ -1054,4 +1054,57 @@ exe = "/usr/sbin/sshd"
         );
         assert!(!policy.allow.iter().any(|r| r.matches(&other)));
     }
+
+    /// Every file in tests/fixtures/policy/ is invalid; its first line says
+    /// where: `# error: LINE:COLUMN text-in-the-message`.
+    #[test]
+    fn invalid_fixtures_fail_where_they_say() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let header = text
+                .lines()
+                .next()
+                .unwrap()
+                .strip_prefix("# error: ")
+                .unwrap();
+            let (position, needle) = header.split_once(' ').unwrap();
+            let (line, column) = position.split_once(':').unwrap();
+            match Policy::load(&path) {
+                Err(Error::Policy {
+                    path: p,
+                    line: l,
+                    column: c,
+                    message,
+                }) => {
+                    assert_eq!(p, path);
+                    assert_eq!(
+                        (l.to_string(), c.to_string()),
+                        (line.to_string(), column.to_string()),
+                        "{}: {message}",
+                        path.display()
+                    );
+                    assert!(
+                        message.contains(needle.trim()),
+                        "{}: {message}",
+                        path.display()
+                    );
+                }
+                other => panic!("{}: {other:?}", path.display()),
+            }
+            checked += 1;
+        }
+        assert!(checked >= 9, "only {checked} fixtures");
+    }
+
+    #[test]
+    fn contrib_example_policy_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/portwarden.toml");
+        let policy = Policy::load(&path).unwrap();
+        assert_eq!(policy.expect.len(), 1);
+        assert_eq!(policy.allow.len(), 3);
+        assert_eq!(policy.settings, Settings::default());
+    }
 }
