@@ -4,11 +4,13 @@
 //! Every finding is kept; each is either *unexpected* (it counts: `check`
 //! exits 1) or *waived* with the reason, in this order:
 //!
-//! 1. `unexpected-owner` and `missing-expected` (from `[[expect]]` rules) and
-//!    `gone-listener` are never waived by allow rules;
+//! 1. `unexpected-owner` and `missing-expected` (from `[[expect]]` rules)
+//!    are never waived by allow rules;
 //! 2. a listener matched by an `[[allow]]` rule, or on an `[[expect]]` port
 //!    with the expected owner, is expected: its registry findings and
-//!    `new-listener` are waived;
+//!    `new-listener` are waived; so is the `gone-listener` of a baseline
+//!    entry an allow rule matches (allowed means it may come and go; an
+//!    `[[expect]]` rule is how to say it must stay);
 //! 3. kinds listed in `settings.ignore_findings` are waived;
 //! 4. `dynamic-port` is waived unless `settings.dynamic_ports_unexpected`;
 //! 5. with `settings.ignore_loopback`, every finding of a loopback listener
@@ -421,7 +423,14 @@ pub fn evaluate(report: &Report, policy: &Policy, baseline: Option<&Baseline>) -
                 .filter(|id| !present.contains(*id))
                 .map(|id| {
                     let mut finding = Finding::new(FindingKind::GoneListener, None);
-                    if ignored.contains(&FindingKind::GoneListener) {
+                    if let Some(rule) = policy.allow.iter().find(|r| r.matches_identity(id)) {
+                        finding.waived = Some(Waiver::Rule(RuleRef {
+                            kind: RuleKind::Allow,
+                            index: rule.index,
+                            line: rule.line,
+                            reason: rule.reason.clone(),
+                        }));
+                    } else if ignored.contains(&FindingKind::GoneListener) {
                         finding.waived = Some(Waiver::IgnoreFindings);
                     } else if settings.ignore_loopback
                         && Exposure::of(id.address) == Exposure::Loopback
@@ -456,7 +465,7 @@ fn waiver(
 ) -> Option<Waiver> {
     let rule_waivable = !matches!(
         kind,
-        FindingKind::UnexpectedOwner | FindingKind::MissingExpected | FindingKind::GoneListener
+        FindingKind::UnexpectedOwner | FindingKind::MissingExpected
     );
     if rule_waivable {
         if let Some(rule) = expected_by {
@@ -882,8 +891,18 @@ pub(crate) mod tests {
 
         // ignore_loopback waives the gone loopback entry; allow rules waive new-listener.
         let p = policy("[settings]\nignore_loopback = true\n[[allow]]\nport = 31337\n");
-        let e = evaluate(&report(vec![web, shell]), &p, Some(&baseline));
+        let e = evaluate(
+            &report(vec![web.clone(), shell.clone()]),
+            &p,
+            Some(&baseline),
+        );
         assert_eq!(e.gone[0].finding.waived, Some(Waiver::IgnoreLoopback));
+        assert_eq!(e.status(), Status::Ok);
+
+        // An allow rule matching the gone entry waives it too.
+        let p = policy("[[allow]]\nport = 53\nprocess = \"dnsmasq\"\n[[allow]]\nport = 31337\n");
+        let e = evaluate(&report(vec![web, shell]), &p, Some(&baseline));
+        assert!(matches!(&e.gone[0].finding.waived, Some(Waiver::Rule(r)) if r.index == 1));
         assert_eq!(e.status(), Status::Ok);
     }
 }

@@ -24,6 +24,7 @@
 //! reason = "remote administration"
 //! ```
 
+use crate::baseline::Identity;
 use crate::error::{Error, Result};
 use crate::model::{Exposure, FindingKind, Listener, Process, Proto, Report, Socket};
 use serde::de::{self, Deserializer, Visitor};
@@ -501,6 +502,41 @@ impl AllowRule {
                     .map_or(true, |e| p.exe.as_deref() == Some(e))
                 && self.user.as_deref().map_or(true, |u| user_matches(p, u))
         })
+    }
+}
+
+impl AllowRule {
+    /// Whether the rule matches a baseline entry (for `gone-listener`).
+    /// Owner keys are checked against the entry's programs and users: an
+    /// entry records no pairing of program and user, so each key may be met
+    /// by a different owner.
+    pub fn matches_identity(&self, id: &Identity) -> bool {
+        if !self.port.contains(id.port) {
+            return false;
+        }
+        if self.protocol.is_some_and(|p| p != id.protocol) {
+            return false;
+        }
+        if self.address.is_some_and(|a| !a.matches(id.address)) {
+            return false;
+        }
+        let program_named = |name: &str| {
+            id.programs.iter().any(|p| {
+                p == name
+                    || Path::new(p)
+                        .file_name()
+                        .is_some_and(|f| f == OsStr::new(name))
+            })
+        };
+        self.process.as_deref().map_or(true, program_named)
+            && self
+                .exe
+                .as_deref()
+                .map_or(true, |e| id.programs.iter().any(|p| p == e))
+            && self
+                .user
+                .as_deref()
+                .map_or(true, |u| id.users.iter().any(|x| x == u))
     }
 }
 
@@ -1106,5 +1142,28 @@ exe = "/usr/sbin/sshd"
         assert_eq!(policy.expect.len(), 1);
         assert_eq!(policy.allow.len(), 3);
         assert_eq!(policy.settings, Settings::default());
+    }
+
+    #[test]
+    fn allow_rule_matches_baseline_identities() {
+        let id = Identity {
+            protocol: Proto::Tcp,
+            port: 5432,
+            address: "127.0.0.1".parse().unwrap(),
+            programs: vec!["/usr/lib/postgresql/15/bin/postgres".into()],
+            users: vec!["postgres".into()],
+        };
+        let rule = |text: &str| parse(text).unwrap().allow.remove(0);
+        assert!(rule("[[allow]]\nport = 5432").matches_identity(&id));
+        assert!(rule("[[allow]]\nport = 5432\nprocess = \"postgres\"\nuser = \"postgres\"\naddress = \"loopback\"").matches_identity(&id));
+        assert!(
+            rule("[[allow]]\nport = 5432\nexe = \"/usr/lib/postgresql/15/bin/postgres\"")
+                .matches_identity(&id)
+        );
+        assert!(!rule("[[allow]]\nport = 5432\nprotocol = \"udp\"").matches_identity(&id));
+        assert!(!rule("[[allow]]\nport = 5433").matches_identity(&id));
+        assert!(!rule("[[allow]]\nport = 5432\naddress = \"wildcard\"").matches_identity(&id));
+        assert!(!rule("[[allow]]\nport = 5432\nuser = \"root\"").matches_identity(&id));
+        assert!(!rule("[[allow]]\nport = 5432\nprocess = \"mysqld\"").matches_identity(&id));
     }
 }
