@@ -18,6 +18,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Writing the output (standard output, usually) failed. A broken pipe is
+    /// not an error for the binary: it exits 0 quietly.
+    #[error("cannot write the output: {0}")]
+    Write(#[source] std::io::Error),
+
     /// The OS could not be asked for its sockets.
     #[error("cannot enumerate sockets: {0}")]
     Collect(String),

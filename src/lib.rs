@@ -4,7 +4,10 @@
 //! [`classify`] (pure) -> [`render`] (pure, one module per format).
 
 pub mod cli;
+pub mod commands;
 pub mod error;
 pub mod model;
+pub mod registry;
+pub mod render;
 
 pub use error::{Error, Result};

@@ -1,0 +1,3 @@
+//! Pure rendering: one module per output.
+
+pub mod port;
