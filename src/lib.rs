@@ -4,6 +4,7 @@
 //! [`classify`] (pure) -> [`render`] (pure, one module per format).
 
 pub mod cli;
+pub mod collect;
 pub mod commands;
 pub mod error;
 pub mod model;
