@@ -6,11 +6,13 @@
 pub mod baseline;
 pub mod check;
 pub mod cli;
+pub mod collect;
 pub mod commands;
 pub mod error;
 pub mod model;
 pub mod paths;
 pub mod policy;
+pub mod registry;
 pub mod render;
 
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
-//! Renderers: pure functions from model data to a writer, one module per format.
+//! Pure rendering: one module per output.
 
 pub mod check_json;
 pub mod check_text;
 pub mod nagios;
+pub mod port;
 pub mod prometheus;

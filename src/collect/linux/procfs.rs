@@ -1,0 +1,349 @@
+//! Which processes hold which sockets, and who those processes are, from
+//! `/proc` (`proc(5)`).
+//!
+//! One pass over `/proc/*/fd`: each fd link is read relative to an open
+//! directory descriptor (`readlinkat`), so the kernel resolves one path
+//! component per fd instead of four, and only links naming a wanted socket
+//! inode are kept. Process details are then read only for the few pids
+//! that own a wanted socket.
+
+use crate::model::Process;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Socket inode -> pids holding it, ascending (when `pids` is), without
+/// duplicates.
+pub(crate) type Owners = HashMap<u64, Vec<u32>>;
+
+/// Parses a `/proc/PID/fd/N` link target: `socket:[INODE]` -> INODE.
+pub(crate) fn socket_inode(link: &[u8]) -> Option<u64> {
+    let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Parses a buffer filled by `getdents64(2)`: `struct linux_dirent64`
+/// records (u64 ino, i64 off, u16 reclen, u8 type, NUL-terminated name).
+/// Calls `f` with each name, NUL included, except `.` and `..`.
+pub(crate) fn for_each_dirent(buf: &[u8], mut f: impl FnMut(&CStr)) {
+    const NAME_AT: usize = 19;
+    let mut at = 0;
+    while at + NAME_AT < buf.len() {
+        let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+        if reclen <= NAME_AT || at + reclen > buf.len() {
+            return;
+        }
+        if let Ok(name) = CStr::from_bytes_until_nul(&buf[at + NAME_AT..at + reclen]) {
+            let b = name.to_bytes();
+            if b != b"." && b != b".." {
+                f(name);
+            }
+        }
+        at += reclen;
+    }
+}
+
+fn last_errno() -> io::Error {
+    io::Error::last_os_error()
+}
+
+/// `openat(dir, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)`.
+fn open_dir_at(dir: Option<&OwnedFd>, path: &CStr) -> io::Result<OwnedFd> {
+    let base = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `path` is NUL-terminated; `base` is an open fd or AT_FDCWD.
+    let fd = unsafe {
+        libc::openat(
+            base,
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads every entry name of an open directory, calling `f` on each.
+fn read_dir_names(dir: &OwnedFd, buf: &mut [u8], mut f: impl FnMut(&CStr)) -> io::Result<()> {
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            let e = last_errno();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        for_each_dirent(&buf[..n as usize], &mut f);
+    }
+}
+
+/// `readlinkat(dir, name)` into `buf`; the target, possibly truncated to
+/// the buffer (long targets cannot be sockets anyway).
+fn read_link_at<'b>(dir: &OwnedFd, name: &CStr, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
+    // SAFETY: `name` is NUL-terminated; `buf` is valid for `buf.len()` bytes.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(last_errno());
+    }
+    Ok(&buf[..n as usize])
+}
+
+/// Whether an error means the process is gone (exited mid-scan).
+fn is_gone(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ESRCH))
+}
+
+/// Lists the numeric entries (pids) of the proc root.
+pub(crate) fn pids(proc_root: &Path) -> io::Result<Vec<u32>> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir(proc_root)? {
+        let entry = entry?;
+        if let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// Walks `/proc/PID/fd` of `pids` and records which of them hold a socket
+/// whose inode is in `wanted`. A pid that vanished, or whose fds cannot be
+/// read (permission denied), is skipped: its sockets keep fewer owners.
+pub(crate) fn find_owners(
+    proc_root: &Path,
+    pids: &[u32],
+    wanted: &HashSet<u64>,
+) -> io::Result<Owners> {
+    let mut owners = Owners::new();
+    if wanted.is_empty() {
+        return Ok(owners);
+    }
+    let root = CString::new(proc_root.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let root = open_dir_at(None, &root)?;
+    let mut dents = vec![0u8; 32 * 1024];
+    let mut link = [0u8; 64];
+    let mut path = Vec::with_capacity(32);
+    for &pid in pids {
+        path.clear();
+        path.extend_from_slice(pid.to_string().as_bytes());
+        path.extend_from_slice(b"/fd\0");
+        let Ok(path) = CStr::from_bytes_with_nul(&path) else {
+            continue;
+        };
+        // Gone (ENOENT/ESRCH), denied (EACCES) or anything else about this
+        // one pid: skip it, its sockets stay without this owner.
+        let Ok(fd_dir) = open_dir_at(Some(&root), path) else {
+            continue;
+        };
+        // A listing cut short by an error keeps what was read before it.
+        let _ = read_dir_names(&fd_dir, &mut dents, |name| {
+            let Ok(target) = read_link_at(&fd_dir, name, &mut link) else {
+                return;
+            };
+            if let Some(inode) = socket_inode(target) {
+                if wanted.contains(&inode) {
+                    let pids = owners.entry(inode).or_default();
+                    // Several fds of one pid may share a socket.
+                    if pids.last() != Some(&pid) {
+                        pids.push(pid);
+                    }
+                }
+            }
+        });
+    }
+    Ok(owners)
+}
+
+/// Splits `/proc/PID/cmdline` (NUL-terminated arguments) into arguments.
+pub(crate) fn split_cmdline(raw: &[u8]) -> Vec<String> {
+    let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// The real uid from `/proc/PID/status` (`Uid:\treal\teffective\tsaved\tfs`).
+pub(crate) fn status_real_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Resolves uids to user names through the C library (so NSS sources such
+/// as LDAP or systemd's dynamic users count), once per uid.
+#[derive(Debug, Default)]
+pub(crate) struct UserNames {
+    cache: HashMap<u32, Option<String>>,
+}
+
+impl UserNames {
+    /// The name of `uid`, or `None` when no user database knows it.
+    pub(crate) fn name(&mut self, uid: u32) -> Option<String> {
+        self.cache
+            .entry(uid)
+            .or_insert_with(|| lookup_user(uid))
+            .clone()
+    }
+}
+
+fn lookup_user(uid: u32) -> Option<String> {
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: an all-zero passwd is a valid value to be overwritten.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; `buf.len()` is its size.
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: on success pw_name points to a NUL-terminated string in `buf`.
+        let name = unsafe { CStr::from_ptr(pwd.pw_name) };
+        return Some(name.to_string_lossy().into_owned());
+    }
+}
+
+/// Reads one process's details. `None` when it exited before we got there.
+/// Fields that cannot be read (permission) are left empty, never guessed.
+pub(crate) fn read_process(proc_root: &Path, pid: u32, users: &mut UserNames) -> Option<Process> {
+    let dir = proc_root.join(pid.to_string());
+    let name = match std::fs::read(dir.join("comm")) {
+        Ok(mut b) => {
+            if b.last() == Some(&b'\n') {
+                b.pop();
+            }
+            String::from_utf8_lossy(&b).into_owned()
+        }
+        Err(e) if is_gone(&e) => return None,
+        Err(_) => String::new(),
+    };
+    let uid = match std::fs::read_to_string(dir.join("status")) {
+        Ok(s) => status_real_uid(&s),
+        Err(e) if is_gone(&e) => return None,
+        Err(_) => None,
+    };
+    let exe = std::fs::read_link(dir.join("exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    let cmdline = std::fs::read(dir.join("cmdline"))
+        .map(|b| split_cmdline(&b))
+        .unwrap_or_default();
+    Some(Process {
+        pid,
+        name,
+        user: uid.and_then(|u| users.name(u)),
+        uid,
+        exe,
+        cmdline,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_links() {
+        assert_eq!(socket_inode(b"socket:[12345]"), Some(12345));
+        assert_eq!(
+            socket_inode(b"socket:[18446744073709551615]"),
+            Some(u64::MAX)
+        );
+        assert_eq!(socket_inode(b"socket:[]"), None);
+        assert_eq!(socket_inode(b"socket:[12a]"), None);
+        assert_eq!(socket_inode(b"socket:[+1]"), None);
+        assert_eq!(socket_inode(b"socket:[123"), None);
+        assert_eq!(socket_inode(b"pipe:[12345]"), None);
+        assert_eq!(socket_inode(b"/dev/null"), None);
+    }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn dirents() {
+        fn rec(name: &str) -> Vec<u8> {
+            let reclen = (19 + name.len() + 1).div_ceil(8) * 8;
+            let mut r = vec![0u8; reclen];
+            r[16..18].copy_from_slice(&(reclen as u16).to_le_bytes());
+            r[18] = 10; // DT_LNK
+            r[19..19 + name.len()].copy_from_slice(name.as_bytes());
+            r
+        }
+        let mut buf = Vec::new();
+        for n in [".", "..", "0", "1", "255"] {
+            buf.extend(rec(n));
+        }
+        let mut names = Vec::new();
+        for_each_dirent(&buf, |n| names.push(n.to_str().unwrap().to_owned()));
+        assert_eq!(names, ["0", "1", "255"]);
+        // A record claiming to run past the end stops the walk, no panic.
+        let mut bad = rec("7");
+        bad[16] = 200;
+        names.clear();
+        for_each_dirent(&bad, |n| names.push(n.to_str().unwrap().to_owned()));
+        assert!(names.is_empty());
+    }
+
+    #[test]
+    fn cmdlines() {
+        assert_eq!(split_cmdline(b"sleep\x0030\x00"), ["sleep", "30"]);
+        assert_eq!(split_cmdline(b"a\x00\x00b\x00"), ["a", "", "b"]);
+        // A process that rewrote its argv without the final NUL.
+        assert_eq!(
+            split_cmdline(b"nginx: worker process"),
+            ["nginx: worker process"]
+        );
+        assert!(split_cmdline(b"").is_empty());
+    }
+
+    #[test]
+    fn status_uid() {
+        let s = "Name:\tsleep\nUmask:\t0022\nState:\tS\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
+        assert_eq!(status_real_uid(s), Some(1000));
+        assert_eq!(status_real_uid("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn root_user_name() {
+        assert_eq!(UserNames::default().name(0).as_deref(), Some("root"));
+    }
+}

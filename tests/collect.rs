@@ -1,0 +1,368 @@
+//! Collection against the real kernel: sockets opened here (and in child
+//! processes) must be reported exactly, with their owners; non-listeners
+//! must not be.
+
+// A failed expectation in a test helper is a test failure: panicking is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use portwarden::collect;
+use portwarden::model::{Inventory, Proto, Socket};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+
+fn scan() -> Inventory {
+    collect::scan().unwrap_or_else(|e| panic!("scan failed: {e}"))
+}
+
+/// Every socket of the inventory on `proto`/`port`.
+fn on(inv: &Inventory, proto: Proto, port: u16) -> Vec<&Socket> {
+    inv.sockets
+        .iter()
+        .filter(|s| s.proto == proto && s.port == port)
+        .collect()
+}
+
+/// The single socket on `proto`/`port`, failing the test otherwise.
+fn one(inv: &Inventory, proto: Proto, port: u16) -> &Socket {
+    let found = on(inv, proto, port);
+    assert_eq!(
+        found.len(),
+        1,
+        "{proto} port {port}: expected one socket, got {found:#?}"
+    );
+    found[0]
+}
+
+fn pids(s: &Socket) -> Vec<u32> {
+    s.processes.iter().map(|p| p.pid).collect()
+}
+
+#[cfg(unix)]
+fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self is owned by the process's effective uid; tests run with
+    // real == effective.
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or_else(|e| panic!("stat /proc/self: {e}"))
+}
+
+/// Asserts `s` is held by this test process exactly, with its details.
+fn assert_ours(s: &Socket) {
+    assert_eq!(pids(s), [std::process::id()], "{s:#?}");
+    let p = &s.processes[0];
+    assert_eq!(p.name, own_comm());
+    let exe = std::env::current_exe().unwrap();
+    assert_eq!(p.exe.as_deref(), Some(exe.to_str().unwrap()));
+    assert_eq!(p.cmdline.first().map(String::as_str), exe.to_str());
+    assert_eq!(p.uid, Some(own_uid()));
+    assert_eq!(s.uid, Some(own_uid()));
+    assert!(s.inode.is_some_and(|i| i > 0), "{s:#?}");
+}
+
+#[test]
+fn loopback_tcp_listeners_are_listed_with_our_pid() {
+    let (_v4, p4) = tcp_listener_v4();
+    let v6 = tcp_listener_v6();
+    let inv = scan();
+    let s = one(&inv, Proto::Tcp, p4);
+    assert_eq!(s.address, LOOPBACK_V4);
+    assert!(!s.dual_stack);
+    assert_ours(s);
+    if let Some((_l, p6)) = &v6 {
+        let s = one(&inv, Proto::Tcp, *p6);
+        assert_eq!(s.address, LOOPBACK_V6);
+        assert!(!s.dual_stack);
+        assert_ours(s);
+    }
+}
+
+#[test]
+fn wildcard_listeners_and_dual_stack() {
+    let (_w4, p4) = tcp_wildcard_v4();
+    let dual = tcp_dual_stack();
+    let v6only = tcp_listener_on(WILDCARD_V6, true);
+    let inv = scan();
+    let s = one(&inv, Proto::Tcp, p4);
+    assert_eq!(s.address, WILDCARD_V4);
+    assert!(!s.dual_stack);
+    assert_ours(s);
+    if let (Some((_d, pd)), Some((_o, po))) = (&dual, &v6only) {
+        // One socket accepting both families is one listener, not two.
+        let s = one(&inv, Proto::Tcp, *pd);
+        assert_eq!(s.address, WILDCARD_V6);
+        assert!(s.dual_stack, "{s:#?}");
+        assert!(s.accepts_v4() && s.accepts_v6());
+        assert_ours(s);
+        let s = one(&inv, Proto::Tcp, *po);
+        assert_eq!(s.address, WILDCARD_V6);
+        assert!(!s.dual_stack, "{s:#?}");
+    }
+}
+
+#[test]
+fn bound_udp_is_listed_connected_udp_is_not() {
+    let (_bound, bound_port) = udp_socket_v4();
+    let (_peer, peer_port) = udp_socket_v4();
+    let (_connected, connected_port) = udp_connected_v4(SocketAddr::new(LOOPBACK_V4, peer_port));
+    let v6 = udp_socket_v6();
+    let inv = scan();
+    let s = one(&inv, Proto::Udp, bound_port);
+    assert_eq!(s.address, LOOPBACK_V4);
+    assert_ours(s);
+    one(&inv, Proto::Udp, peer_port);
+    assert!(
+        on(&inv, Proto::Udp, connected_port).is_empty(),
+        "connected UDP socket listed: {:#?}",
+        on(&inv, Proto::Udp, connected_port)
+    );
+    if let Some((_u, p6)) = &v6 {
+        let s = one(&inv, Proto::Udp, *p6);
+        assert_eq!(s.address, LOOPBACK_V6);
+        assert_ours(s);
+    }
+}
+
+#[test]
+fn bound_tcp_socket_that_does_not_listen_is_not_listed() {
+    let (_s, port) = tcp_bound_not_listening_v4();
+    let (_l, control) = tcp_listener_v4();
+    let inv = scan();
+    one(&inv, Proto::Tcp, control);
+    assert!(
+        on(&inv, Proto::Tcp, port).is_empty(),
+        "{:#?}",
+        on(&inv, Proto::Tcp, port)
+    );
+}
+
+#[test]
+fn listener_owned_by_a_child_reports_the_child() {
+    for (proto, addr) in [(Proto::Tcp, LOOPBACK_V4), (Proto::Udp, LOOPBACK_V4)] {
+        let Some(child) = child_listener(proto, addr) else {
+            return;
+        };
+        let inv = scan();
+        let s = one(&inv, proto, child.port);
+        assert_eq!(s.address, addr);
+        assert_eq!(pids(s), [child.pid], "only the child holds it: {s:#?}");
+        let p = &s.processes[0];
+        assert_eq!(p.name, "sleep");
+        assert_eq!(p.exe.as_deref(), child.exe.to_str());
+        assert_eq!(p.cmdline, ["sleep", CHILD_SLEEP_SECS]);
+        assert_eq!(p.uid, Some(own_uid()));
+        assert!(p.user.is_some(), "uid {:?} has a name: {p:#?}", p.uid);
+    }
+}
+
+#[test]
+fn socket_shared_with_a_child_lists_both_pids() {
+    let Some((_ours, child)) = shared_listener(Proto::Tcp, LOOPBACK_V4) else {
+        return;
+    };
+    let inv = scan();
+    let s = one(&inv, Proto::Tcp, child.port);
+    let mut expected = vec![std::process::id(), child.pid];
+    expected.sort_unstable();
+    assert_eq!(pids(s), expected, "sorted by pid: {s:#?}");
+    let names: Vec<&str> = s.processes.iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        names.contains(&"sleep") && names.contains(&own_comm().as_str()),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn privileged_is_effective_root() {
+    assert_eq!(scan().privileged, own_uid() == 0);
+}
+
+#[test]
+fn sockets_are_sorted_and_processes_sorted_by_pid() {
+    let (_a, _) = tcp_listener_v4();
+    let (_b, _) = udp_socket_v4();
+    let inv = scan();
+    let keys: Vec<_> = inv
+        .sockets
+        .iter()
+        .map(|s| (s.proto, s.port, s.address))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    for s in &inv.sockets {
+        assert!(pids(s).windows(2).all(|w| w[0] < w[1]), "{s:#?}");
+    }
+}
+
+/// Key of a socket for comparing two collectors.
+type Key = (Proto, IpAddr, u16);
+
+fn keys_on(inv: &Inventory, ports: &BTreeSet<u16>) -> BTreeSet<(Key, Vec<u32>)> {
+    inv.sockets
+        .iter()
+        .filter(|s| ports.contains(&s.port))
+        .map(|s| ((s.proto, s.address, s.port), pids(s)))
+        .collect()
+}
+
+/// Opens the test's set of listeners; returns them (keep alive) and their ports.
+fn fixture_sockets() -> (Vec<Box<dyn std::any::Any>>, BTreeSet<u16>) {
+    let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
+    let mut ports = BTreeSet::new();
+    let (l, p) = tcp_listener_v4();
+    keep.push(Box::new(l));
+    ports.insert(p);
+    let (l, p) = tcp_wildcard_v4();
+    keep.push(Box::new(l));
+    ports.insert(p);
+    let (u, p) = udp_socket_v4();
+    keep.push(Box::new(u));
+    ports.insert(p);
+    if let Some((l, p)) = tcp_listener_v6() {
+        keep.push(Box::new(l));
+        ports.insert(p);
+    }
+    if let Some((l, p)) = tcp_dual_stack() {
+        keep.push(Box::new(l));
+        ports.insert(p);
+    }
+    if let Some((u, p)) = udp_socket_v6() {
+        keep.push(Box::new(u));
+        ports.insert(p);
+    }
+    if let Some(child) = child_listener(Proto::Tcp, LOOPBACK_V4) {
+        ports.insert(child.port);
+        keep.push(Box::new(child));
+    }
+    (keep, ports)
+}
+
+#[test]
+fn linux_and_portable_collectors_agree() {
+    let (_keep, ports) = fixture_sockets();
+    let native = keys_on(&scan(), &ports);
+    let portable = collect::portable::scan().unwrap_or_else(|e| panic!("portable scan: {e}"));
+    let portable = keys_on(&portable, &ports);
+    assert_eq!(native.len(), ports.len(), "{native:#?}");
+    assert_eq!(native, portable);
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn proc_net_fallback_agrees_with_netlink() {
+        let (_keep, ports) = fixture_sockets();
+        let (native, source) = collect::linux::scan_at(Path::new("/proc")).unwrap();
+        assert_eq!(source, collect::linux::Source::Netlink);
+        let fallback = collect::linux::scan_procnet(Path::new("/proc")).unwrap();
+        assert_eq!(keys_on(&native, &ports), keys_on(&fallback, &ports));
+        for s in fallback.sockets.iter().filter(|s| ports.contains(&s.port)) {
+            assert!(!s.dual_stack, "/proc/net cannot tell dual-stack: {s:#?}");
+            let n = native
+                .sockets
+                .iter()
+                .find(|n| (n.proto, n.address, n.port) == (s.proto, s.address, s.port))
+                .unwrap();
+            assert_eq!((n.inode, n.uid), (s.inode, s.uid));
+        }
+    }
+
+    #[test]
+    fn listener_with_no_visible_owner_is_listed_without_processes() {
+        // The listener's only descriptor is in flight in a Unix socket
+        // queue: no process has it, the kernel still has it listening.
+        let hidden = listener_in_flight_v4();
+        let inv = scan();
+        let s = one(&inv, Proto::Tcp, hidden.port);
+        assert_eq!(s.address, LOOPBACK_V4);
+        assert!(s.processes.is_empty(), "owner must not be guessed: {s:#?}");
+        assert!(!s.owner_visible());
+        assert_eq!(s.uid, Some(own_uid()));
+        assert!(s.inode.is_some());
+    }
+
+    /// `ss -H -l{t,u}np` rows without a `users:` column: (proto, local).
+    fn ss_ownerless() -> Option<BTreeSet<(Proto, String)>> {
+        let out = match std::process::Command::new("ss")
+            .args(["-H", "-ltunp"])
+            .output()
+        {
+            Ok(o) if o.status.success() => o,
+            Ok(o) => {
+                eprintln!(
+                    "skipping: ss failed: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                return None;
+            }
+            Err(e) => {
+                eprintln!("skipping: cannot run ss: {e}");
+                return None;
+            }
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        Some(
+            text.lines()
+                .filter(|l| !l.contains("users:"))
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    let proto = match *f.first()? {
+                        "tcp" => Proto::Tcp,
+                        "udp" => Proto::Udp,
+                        _ => return None,
+                    };
+                    Some((proto, f.get(4)?.to_string()))
+                })
+                .collect(),
+        )
+    }
+
+    /// How `ss` prints a local endpoint: `[v6]:port`, `v4:port`, and
+    /// (since it prints a dual-stack wildcard as `*`) `*:port`.
+    fn ss_local(s: &Socket) -> Vec<String> {
+        match s.address {
+            IpAddr::V4(a) => vec![format!("{a}:{}", s.port)],
+            IpAddr::V6(a) => vec![format!("[{a}]:{}", s.port), format!("*:{}", s.port)],
+        }
+    }
+
+    #[test]
+    fn sockets_ss_shows_without_owner_are_listed_without_processes() {
+        // On some hosts (e.g. a sandbox whose supervisor lives outside our
+        // pid namespace) `ss -p` shows listeners with no process even as
+        // root. Every such socket must be listed by us, with no processes.
+        // A socket only counts when it is ownerless in two ss runs around
+        // our scan, so sockets that come and go meanwhile are ignored.
+        let hidden = listener_in_flight_v4();
+        let Some(before) = ss_ownerless() else { return };
+        let inv = scan();
+        let Some(after) = ss_ownerless() else { return };
+        let stable: BTreeSet<_> = before.intersection(&after).cloned().collect();
+        assert!(
+            stable.contains(&(Proto::Tcp, format!("127.0.0.1:{}", hidden.port))),
+            "ss shows our in-flight listener without owner: {stable:#?}"
+        );
+        for (proto, local) in &stable {
+            let ours: Vec<&Socket> = inv
+                .sockets
+                .iter()
+                .filter(|s| s.proto == *proto && ss_local(s).contains(local))
+                .collect();
+            assert!(
+                !ours.is_empty(),
+                "{proto} {local}: shown by ss, missing here"
+            );
+            assert!(
+                ours.iter().any(|s| s.processes.is_empty()),
+                "{proto} {local}: ss sees no owner, we report {ours:#?}"
+            );
+        }
+    }
+}
