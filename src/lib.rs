@@ -3,12 +3,18 @@
 //! Data flows one way: [`collect`] (OS-specific, returns plain data) ->
 //! [`classify`] (pure) -> [`render`] (pure, one module per format).
 
+pub mod classify;
 pub mod cli;
 pub mod collect;
 pub mod commands;
+pub mod config;
 pub mod error;
+pub mod exit;
+pub mod filter;
 pub mod model;
 pub mod registry;
 pub mod render;
+pub mod sanitize;
+pub mod summary;
 
 pub use error::{Error, Result};
