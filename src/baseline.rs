@@ -40,7 +40,7 @@ pub struct Identity {
     /// process name. Empty when no owner was visible.
     pub programs: Vec<String>,
     /// Distinct owning users, sorted: user names, else numeric uids; the
-    /// socket's uid when no owner was visible. Empty when nothing is known.
+    /// socket's user (or uid) when no owner was visible. Empty when nothing is known.
     pub users: Vec<String>,
 }
 
@@ -59,7 +59,12 @@ impl Identity {
             .filter_map(|p| p.user.clone().or_else(|| p.uid.map(|u| u.to_string())))
             .collect();
         if socket.processes.is_empty() {
-            users.extend(socket.uid.map(|u| u.to_string()));
+            users.extend(
+                socket
+                    .user
+                    .clone()
+                    .or_else(|| socket.uid.map(|u| u.to_string())),
+            );
         }
         Identity {
             protocol: socket.proto,
@@ -186,6 +191,7 @@ mod tests {
                 port,
                 dual_stack: false,
                 uid: Some(0),
+                user: None,
                 inode: Some(7),
                 processes: owners
                     .iter()

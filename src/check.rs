@@ -549,6 +549,7 @@ pub(crate) mod tests {
                 port,
                 dual_stack: false,
                 uid: processes.first().and_then(|p| p.uid),
+                user: None,
                 inode: Some(u64::from(port)),
                 processes,
             },

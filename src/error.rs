@@ -21,7 +21,7 @@ pub enum Error {
     /// Writing the output (standard output, usually) failed. A broken pipe is
     /// not an error for the binary: it exits 0 quietly.
     #[error("cannot write the output: {0}")]
-    Write(#[source] std::io::Error),
+    Write(#[from] std::io::Error),
 
     /// The OS could not be asked for its sockets.
     #[error("cannot enumerate sockets: {0}")]

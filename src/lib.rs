@@ -5,14 +5,20 @@
 
 pub mod baseline;
 pub mod check;
+pub mod classify;
 pub mod cli;
 pub mod collect;
 pub mod commands;
+pub mod config;
 pub mod error;
+pub mod exit;
+pub mod filter;
 pub mod model;
 pub mod paths;
 pub mod policy;
 pub mod registry;
 pub mod render;
+pub mod sanitize;
+pub mod summary;
 
 pub use error::{Error, Result};

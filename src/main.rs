@@ -1,39 +1,66 @@
-//! The binary: parse arguments, wire configuration, map the outcome to an exit status.
+//! The binary: parse arguments, wire configuration, map the outcome to an
+//! exit status. All work happens in the library.
 
 use clap::Parser;
 use portwarden::cli::{Cli, Command, RegistryCommand};
+use portwarden::commands;
+use portwarden::config::Config;
+use portwarden::exit::Exit;
 use portwarden::registry::Registry;
-use portwarden::{commands, Error};
+use portwarden::sanitize::sanitize;
+use std::io::Write;
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Error::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("portwarden: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn run(cli: &Cli) -> Result<(), Error> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match &cli.command {
-        Some(Command::Port(args)) => {
-            let registry = Registry::resolve(cli.registry.as_deref())?;
-            // No scan yet on this branch: the lead wires crate::scan here.
-            commands::port::run(&registry, &args.query, args.json, None, &mut out)
-        }
+fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
+    let config = Config::from_env(cli.color, cli.registry.clone());
+    let exit = match &cli.command {
+        None => commands::list::run(&config, &cli.list, out)?,
+        Some(Command::List(args)) => commands::list::run(&config, args, out)?,
+        Some(Command::Port(args)) => commands::port::run(&config, args, out)?,
         Some(Command::Registry(RegistryCommand::Info { json })) => {
-            let registry = Registry::resolve(cli.registry.as_deref())?;
-            commands::registry::info(&registry, *json, &mut out)
+            let registry = Registry::resolve(config.registry.as_deref())?;
+            commands::registry::info(&registry, *json, out)?;
+            Exit::Ok
         }
         Some(Command::Registry(RegistryCommand::Update { from })) => {
-            commands::registry::update(from.as_deref(), &mut out)
+            commands::registry::update(from.as_deref(), out)?;
+            Exit::Ok
         }
-        _ => Ok(()),
+        Some(other) => anyhow::bail!("{other:?} is not available yet"),
+    };
+    Ok(exit)
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Error.code()
+            } else {
+                0
+            });
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match run(cli, &mut out) {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("portwarden: {}", sanitize(&format!("{e:#}")));
+            ExitCode::from(Exit::Error.code())
+        }
     }
 }

@@ -60,6 +60,8 @@ pub struct Socket {
     pub dual_stack: bool,
     /// Owning uid of the socket itself, when the OS gives it.
     pub uid: Option<u32>,
+    /// Name of the socket's owning user, when the uid resolves. Untrusted text.
+    pub user: Option<String>,
     /// Socket inode, when the OS gives it.
     pub inode: Option<u64>,
     /// Every process holding the socket open, sorted by pid. Empty when no

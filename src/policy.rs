@@ -747,6 +747,7 @@ mod tests {
                 port,
                 dual_stack: false,
                 uid: processes.first().and_then(|p| p.uid),
+                user: None,
                 inode: Some(1000 + u64::from(port)),
                 processes,
             },

@@ -114,6 +114,7 @@ fn attach_owners(proc_root: &Path, mut raw: Vec<RawSocket>) -> Result<Vec<Socket
                 port: s.port,
                 dual_stack: s.dual_stack,
                 uid: s.uid,
+                user: s.uid.and_then(|u| users.name(u)),
                 inode: (s.inode != 0).then_some(s.inode),
                 processes,
             }

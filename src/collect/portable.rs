@@ -83,12 +83,19 @@ pub fn scan() -> Result<Inventory> {
             let mut owner_pids = info.associated_pids.clone();
             owner_pids.sort_unstable();
             owner_pids.dedup();
+            let uid = socket_uid(&info);
             Socket {
                 proto,
                 address,
                 port,
                 dual_stack: false,
-                uid: socket_uid(&info),
+                uid,
+                user: uid.and_then(|uid| {
+                    users
+                        .iter()
+                        .find(|u| numeric_uid(u.id()) == Some(uid))
+                        .map(|u| u.name().to_owned())
+                }),
                 inode: socket_inode(&info),
                 processes: owner_pids.into_iter().filter_map(process).collect(),
             }

@@ -62,6 +62,14 @@ pub struct Installed {
 /// installed registry is left as it was.
 pub fn install(from: Option<&str>) -> Result<Installed> {
     let origin = from.unwrap_or(DEFAULT_URL).to_string();
+    if !is_url(&origin) && origin.contains("://") {
+        return Err(Error::Download {
+            url: origin,
+            message:
+                "only https:// URLs (or http:// to a loopback address) and files are supported"
+                    .to_string(),
+        });
+    }
     let text = if is_url(&origin) {
         download(&origin)?
     } else {

@@ -182,7 +182,7 @@ impl Entry {
     /// Whether the row covers `port` for `proto`.
     pub fn covers(&self, port: u16, proto: Transport) -> bool {
         matches!((self.low, self.high), (Some(l), Some(h)) if l <= port && port <= h)
-            && self.protocol.map_or(true, |p| p == proto)
+            && self.protocol.is_none_or(|p| p == proto)
     }
 
     /// The port column as IANA writes it: "22", "6000-6063", or "" for a port-less row.
@@ -434,7 +434,7 @@ impl Registry {
     pub fn lookup(&self, port: u16, proto: Transport) -> Lookup<'_> {
         let entries: Vec<&Entry> = self
             .covering(port)
-            .filter(|e| e.protocol.map_or(true, |p| p == proto))
+            .filter(|e| e.protocol.is_none_or(|p| p == proto))
             .collect();
         let has = |s: PortStatus| entries.iter().any(|e| e.status() == s);
         let status = if has(PortStatus::Assigned) {

@@ -119,9 +119,14 @@ pub fn parse(text: &str) -> Result<Vec<Row>, ParseError> {
         ));
     }
     let mut rows = Vec::new();
+    let mut lines = LineCounter {
+        text: text.as_bytes(),
+        byte: 0,
+        line: 1,
+    };
     for record in records {
         let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
+            let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
             let message = match e.kind() {
                 csv::ErrorKind::UnequalLengths { len, .. } => {
                     format!("{len} fields instead of 12 (truncated or not IANA's layout)")
@@ -131,7 +136,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>, ParseError> {
             };
             err(line, message)
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
         let field = |i: usize| -> Option<String> {
             record
                 .get(i)
@@ -176,6 +181,38 @@ pub fn parse(text: &str) -> Result<Vec<Row>, ParseError> {
         return Err(err(0, "the file has a header but no rows"));
     }
     Ok(rows)
+}
+
+/// Maps byte offsets to 1-based line numbers, moving forward only. The csv
+/// crate's own line count is one short after a CRLF (the record "starts" at
+/// the previous line's '\n'), so lines are counted here, skipping line ends.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    byte: usize,
+    line: u64,
+}
+
+impl LineCounter<'_> {
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut target = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        while matches!(self.text.get(target), Some(b'\r' | b'\n')) {
+            target += 1;
+        }
+        if target < self.byte {
+            // Only for an error after the last record: count from the start.
+            self.byte = 0;
+            self.line = 1;
+        }
+        let newlines = self
+            .text
+            .get(self.byte..target)
+            .map_or(0, |s| s.iter().filter(|&&b| b == b'\n').count());
+        self.line += newlines as u64;
+        self.byte = target;
+        self.line
+    }
 }
 
 /// An interval index over rows' port ranges: the ports 0-65535 are cut into

@@ -82,6 +82,11 @@ fn rejects_bad_files_with_line_and_reason() {
     assert!(parse_error(&format!("{h}\n,,tcp,x,,,,,,,,\n"))
         .1
         .contains("neither"));
+    // CRLF line ends and a record spanning two lines: lines are physical lines.
+    let crlf = FIXTURE.replace(",80,tcp,Duplicate", ",80,xx,Duplicate");
+    assert_eq!(parse_error(&crlf).0, 7);
+    let crlf = FIXTURE.replace(",0,tcp,Reserved", ",0,xx,Reserved");
+    assert_eq!(parse_error(&crlf).0, 2);
     // A download cut inside a quoted field.
     let (_, m) = parse_error(&format!("{h}\nssh,22,tcp,\"The Secure"));
     assert!(!m.is_empty());
