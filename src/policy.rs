@@ -493,14 +493,12 @@ impl AllowRule {
             return true;
         }
         socket.processes.iter().any(|p| {
-            self.process
-                .as_deref()
-                .map_or(true, |n| process_named(p, n))
+            self.process.as_deref().is_none_or(|n| process_named(p, n))
                 && self
                     .exe
                     .as_deref()
-                    .map_or(true, |e| p.exe.as_deref() == Some(e))
-                && self.user.as_deref().map_or(true, |u| user_matches(p, u))
+                    .is_none_or(|e| p.exe.as_deref() == Some(e))
+                && self.user.as_deref().is_none_or(|u| user_matches(p, u))
         })
     }
 }
@@ -528,22 +526,22 @@ impl AllowRule {
                         .is_some_and(|f| f == OsStr::new(name))
             })
         };
-        self.process.as_deref().map_or(true, program_named)
+        self.process.as_deref().is_none_or(program_named)
             && self
                 .exe
                 .as_deref()
-                .map_or(true, |e| id.programs.iter().any(|p| p == e))
+                .is_none_or(|e| id.programs.iter().any(|p| p == e))
             && self
                 .user
                 .as_deref()
-                .map_or(true, |u| id.users.iter().any(|x| x == u))
+                .is_none_or(|u| id.users.iter().any(|x| x == u))
     }
 }
 
 impl ExpectRule {
     /// Whether the socket is on the rule's port and protocol.
     pub fn covers(&self, socket: &Socket) -> bool {
-        socket.port == self.port && self.protocol.map_or(true, |p| p == socket.proto)
+        socket.port == self.port && self.protocol.is_none_or(|p| p == socket.proto)
     }
 
     /// Whether one owning process is the expected program. A rule without
@@ -554,13 +552,11 @@ impl ExpectRule {
             return true;
         }
         socket.processes.iter().any(|p| {
-            self.process
-                .as_deref()
-                .map_or(true, |n| process_named(p, n))
+            self.process.as_deref().is_none_or(|n| process_named(p, n))
                 && self
                     .exe
                     .as_deref()
-                    .map_or(true, |e| p.exe.as_deref() == Some(e))
+                    .is_none_or(|e| p.exe.as_deref() == Some(e))
         })
     }
 
