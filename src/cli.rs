@@ -168,8 +168,9 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Compare with a saved baseline; without PATH, the default baseline.
-    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "")]
-    pub baseline: Option<PathBuf>,
+    /// (`Some(None)`: the flag without a path.)
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub baseline: Option<Option<PathBuf>>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,

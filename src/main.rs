@@ -2,7 +2,7 @@
 //! exit status. All work happens in the library.
 
 use clap::Parser;
-use portwarden::cli::{Cli, Command, RegistryCommand};
+use portwarden::cli::{BaselineCommand, Cli, Command, PolicyCommand, RegistryCommand};
 use portwarden::commands;
 use portwarden::config::Config;
 use portwarden::exit::Exit;
@@ -26,7 +26,23 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
             commands::registry::update(from.as_deref(), out)?;
             Exit::Ok
         }
-        Some(other) => anyhow::bail!("{other:?} is not available yet"),
+        Some(Command::Check(args)) => {
+            // Registry errors happen inside the scan, so that with
+            // --format nagios they too become an UNKNOWN plugin line.
+            let mut scan = || commands::scan(&Registry::resolve(config.registry.as_deref())?);
+            let config_env = std::env::var_os("PORTWARDEN_CONFIG");
+            commands::check::run(args, config_env.as_deref(), &mut scan, out)?
+        }
+        Some(Command::Baseline(BaselineCommand::Save { path })) => {
+            let mut scan = || commands::scan(&Registry::resolve(config.registry.as_deref())?);
+            commands::baseline::save(path.as_deref(), &mut scan, out, &mut std::io::stderr())?;
+            Exit::Ok
+        }
+        Some(Command::Policy(PolicyCommand::Init { path, force })) => {
+            let mut scan = || commands::scan(&Registry::resolve(config.registry.as_deref())?);
+            commands::policy::init(path.as_deref(), *force, &mut scan, out)?;
+            Exit::Ok
+        }
     };
     Ok(exit)
 }

@@ -4,7 +4,7 @@ use crate::baseline::Baseline;
 use crate::error::{Error, Result};
 use crate::model::Report;
 use crate::paths;
-use crate::render::check_text::printable;
+use crate::sanitize::sanitize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -30,7 +30,7 @@ pub fn save(
         out,
         "portwarden: saved {n} listener{} to {}",
         if n == 1 { "" } else { "s" },
-        printable(&path.display().to_string())
+        sanitize(&path.display().to_string())
     )
     .map_err(Error::Write)?;
     if !report.privileged && report.listeners.iter().any(|l| !l.socket.owner_visible()) {

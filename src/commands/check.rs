@@ -4,6 +4,7 @@ use crate::baseline::Baseline;
 use crate::check::{evaluate, Evaluation};
 use crate::cli::{CheckArgs, CheckFormat};
 use crate::error::{Error, Result};
+use crate::exit::Exit;
 use crate::model::Report;
 use crate::paths;
 use crate::policy::{self, Policy};
@@ -12,17 +13,6 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-
-/// How a check ended, for the binary to map to an exit status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Nothing unexpected (exit 0).
-    Clean,
-    /// Something unexpected (exit 1).
-    Unexpected,
-    /// `--format nagios`: the plugin state decides the exit status, errors included.
-    Plugin(nagios::NagiosState),
-}
 
 /// The policy for a check: `--config`, else `$PORTWARDEN_CONFIG` (passed in
 /// as `config_env`), else the user's file, else the system file, else defaults.
@@ -39,13 +29,12 @@ pub fn load_policy(explicit: Option<&Path>, config_env: Option<&OsStr>) -> Resul
     }
 }
 
-/// The baseline path asked for: `--baseline` alone (parsed as an empty
-/// path) means the default baseline in the user's data directory.
-pub fn baseline_path(arg: &Path) -> Result<PathBuf> {
-    if arg.as_os_str().is_empty() {
-        paths::default_baseline()
-    } else {
-        Ok(arg.to_path_buf())
+/// The baseline path asked for: `--baseline` without a path means the
+/// default baseline in the user's data directory.
+pub fn baseline_path(arg: Option<&Path>) -> Result<PathBuf> {
+    match arg {
+        Some(path) => Ok(path.to_path_buf()),
+        None => paths::default_baseline(),
     }
 }
 
@@ -58,7 +47,7 @@ fn evaluation(
     let policy = load_policy(args.config.as_deref(), config_env)?;
     let baseline = match &args.baseline {
         Some(arg) => {
-            let path = baseline_path(arg)?;
+            let path = baseline_path(arg.as_deref())?;
             let baseline = Baseline::load(&path)?;
             Some((path, baseline))
         }
@@ -80,26 +69,29 @@ fn emit(args: &CheckArgs, bytes: &[u8], out: &mut dyn Write) -> Result<()> {
     }
 }
 
-/// Runs `portwarden check`. With `--format nagios` every error becomes an
-/// UNKNOWN plugin line and `Ok(Outcome::Plugin(Unknown))`; otherwise errors
-/// are returned for the binary to print (exit 2).
+/// Runs `portwarden check`: [`Exit::Ok`] when nothing is unexpected, else
+/// [`Exit::Findings`]. With `--format nagios` the plugin state decides
+/// instead, and every error becomes an UNKNOWN plugin line and
+/// [`Exit::Unknown`]; otherwise errors are returned for the binary to print
+/// (exit 2).
 pub fn run(
     args: &CheckArgs,
     config_env: Option<&OsStr>,
     scan: &mut dyn FnMut() -> Result<Report>,
     out: &mut dyn Write,
-) -> Result<Outcome> {
+) -> Result<Exit> {
     let result = evaluation(args, config_env, scan);
     let mut buffer = Vec::new();
     let outcome = match (args.format, result) {
-        (CheckFormat::Nagios, Err(e)) => Outcome::Plugin(
+        (CheckFormat::Nagios, Err(e)) => {
             nagios::render_unknown(&format!("portwarden: {e}"), &mut buffer)
-                .map_err(Error::Write)?,
-        ),
-        (_, Err(e)) => return Err(e),
-        (CheckFormat::Nagios, Ok(e)) => {
-            Outcome::Plugin(nagios::render(&e, &mut buffer).map_err(Error::Write)?)
+                .map_err(Error::Write)?
+                .exit()
         }
+        (_, Err(e)) => return Err(e),
+        (CheckFormat::Nagios, Ok(e)) => nagios::render(&e, &mut buffer)
+            .map_err(Error::Write)?
+            .exit(),
         (format, Ok(e)) => {
             match format {
                 CheckFormat::Text => check_text::render(&e, args.verbose, &mut buffer),
@@ -109,9 +101,9 @@ pub fn run(
             }
             .map_err(Error::Write)?;
             if e.unexpected_count() == 0 {
-                Outcome::Clean
+                Exit::Ok
             } else {
-                Outcome::Unexpected
+                Exit::Findings
             }
         }
     };
@@ -124,7 +116,6 @@ mod tests {
     use super::*;
     use crate::check::tests::{listener, owner};
     use crate::model::{PortStatus, Proto};
-    use crate::render::nagios::NagiosState;
 
     fn args(format: CheckFormat) -> CheckArgs {
         CheckArgs {
@@ -155,7 +146,7 @@ mod tests {
     }
 
     /// Runs with an empty policy file, so no user or system policy is read.
-    fn run_with(mut a: CheckArgs, scanned: Report) -> (Result<Outcome>, String, bool) {
+    fn run_with(mut a: CheckArgs, scanned: Report) -> (Result<Exit>, String, bool) {
         let dir = tempfile::tempdir().unwrap();
         if a.config.is_none() {
             let empty = dir.path().join("empty.toml");
@@ -175,19 +166,19 @@ mod tests {
     #[test]
     fn clean_and_unexpected_outcomes() {
         let (r, out, _) = run_with(args(CheckFormat::Text), report(false));
-        assert_eq!((r.unwrap(), out.as_str()), (Outcome::Clean, ""));
+        assert_eq!((r.unwrap(), out.as_str()), (Exit::Ok, ""));
         let mut verbose = args(CheckFormat::Text);
         verbose.verbose = true;
         let (_, out, _) = run_with(verbose, report(false));
         assert_eq!(out, "portwarden: OK - 1 listener, nothing unexpected\n");
         let (r, out, _) = run_with(args(CheckFormat::Text), report(true));
-        assert_eq!(r.unwrap(), Outcome::Unexpected);
+        assert_eq!(r.unwrap(), Exit::Findings);
         assert_eq!(
             out,
             "unassigned-port tcp 127.0.0.1:4444 7 nc eve unassigned\n"
         );
         let (r, out, _) = run_with(args(CheckFormat::Nagios), report(true));
-        assert_eq!(r.unwrap(), Outcome::Plugin(NagiosState::Warning));
+        assert_eq!(r.unwrap(), Exit::Findings);
         assert!(
             out.starts_with("PORTWARDEN WARNING - 1 unexpected"),
             "{out}"
@@ -213,7 +204,7 @@ mod tests {
         let mut a = args(CheckFormat::Nagios);
         a.config = Some(bad.clone());
         let (r, out, called) = run_with(a, report(false));
-        assert_eq!(r.unwrap(), Outcome::Plugin(NagiosState::Unknown));
+        assert_eq!(r.unwrap(), Exit::Unknown);
         assert!(
             out.starts_with("PORTWARDEN UNKNOWN - portwarden: "),
             "{out}"
@@ -222,7 +213,7 @@ mod tests {
         assert!(!called);
 
         let mut a = args(CheckFormat::Prometheus);
-        a.baseline = Some(dir.path().join("none.json"));
+        a.baseline = Some(Some(dir.path().join("none.json")));
         let (r, _, called) = run_with(a, report(false));
         assert!(matches!(r, Err(Error::Baseline { .. })), "{r:?}");
         assert!(!called);
@@ -242,10 +233,7 @@ mod tests {
             Err(Error::Collect(_))
         ));
         a.format = CheckFormat::Nagios;
-        assert_eq!(
-            run(&a, None, &mut scan, &mut out).unwrap(),
-            Outcome::Plugin(NagiosState::Unknown)
-        );
+        assert_eq!(run(&a, None, &mut scan, &mut out).unwrap(), Exit::Unknown);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "PORTWARDEN UNKNOWN - portwarden: cannot enumerate sockets: netlink refused\n"
@@ -259,7 +247,7 @@ mod tests {
         let mut a = args(CheckFormat::Prometheus);
         a.output = Some(file.clone());
         let (r, out, _) = run_with(a, report(true));
-        assert_eq!(r.unwrap(), Outcome::Unexpected);
+        assert_eq!(r.unwrap(), Exit::Findings);
         assert_eq!(out, "");
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(
@@ -271,11 +259,11 @@ mod tests {
     #[test]
     fn baseline_flag_alone_means_the_default_path() {
         assert_eq!(
-            baseline_path(Path::new("/x/b.json")).unwrap(),
+            baseline_path(Some(Path::new("/x/b.json"))).unwrap(),
             Path::new("/x/b.json")
         );
         if let Ok(default) = paths::default_baseline() {
-            assert_eq!(baseline_path(Path::new("")).unwrap(), default);
+            assert_eq!(baseline_path(None).unwrap(), default);
         }
     }
 }

@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::model::Report;
 use crate::paths;
 use crate::policy;
-use crate::render::check_text::printable;
+use crate::sanitize::sanitize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -45,7 +45,7 @@ pub fn init(
                 "portwarden: wrote a policy allowing the {} current listener{} to {}; prune it, then run `portwarden check`",
                 report.listeners.len(),
                 if report.listeners.len() == 1 { "" } else { "s" },
-                printable(&target.display().to_string())
+                sanitize(&target.display().to_string())
             )
             .map_err(Error::Write)?;
             Ok(Some(target))

@@ -16,13 +16,16 @@
 //! kind with `-` written `_` (e.g. `unassigned_port=1;;;0`).
 
 use crate::check::{Evaluation, Status};
+use crate::exit::Exit;
 use crate::render::check_text;
+use crate::sanitize::sanitize;
 use std::io::{self, Write};
 
 /// How many entries the status line names before "and N more".
 const NAMED_IN_STATUS: usize = 3;
 
-/// A Nagios plugin state. Its exit code is the one place the plugin codes are defined.
+/// A Nagios plugin state; [`NagiosState::exit`] maps it to the process exit
+/// status, whose numbers live in [`crate::exit`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NagiosState {
     /// Nothing unexpected.
@@ -36,13 +39,13 @@ pub enum NagiosState {
 }
 
 impl NagiosState {
-    /// The plugin exit code (Nagios plugin API: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
-    pub fn exit_code(self) -> u8 {
+    /// The exit status (Nagios plugin API: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    pub fn exit(self) -> Exit {
         match self {
-            NagiosState::Ok => 0,
-            NagiosState::Warning => 1,
-            NagiosState::Critical => 2,
-            NagiosState::Unknown => 3,
+            NagiosState::Ok => Exit::Ok,
+            NagiosState::Warning => Exit::Findings,
+            NagiosState::Critical => Exit::Error,
+            NagiosState::Unknown => Exit::Unknown,
         }
     }
 
@@ -121,8 +124,11 @@ pub fn render(evaluation: &Evaluation, out: &mut dyn Write) -> io::Result<Nagios
 
 /// Writes the UNKNOWN line for a check that could not run; returns [`NagiosState::Unknown`].
 pub fn render_unknown(message: &str, out: &mut dyn Write) -> io::Result<NagiosState> {
-    let one_line: String = check_text::field(message).replace("\\x20", " ");
-    writeln!(out, "PORTWARDEN UNKNOWN - {}", plugin_text(&one_line))?;
+    writeln!(
+        out,
+        "PORTWARDEN UNKNOWN - {}",
+        plugin_text(&sanitize(message))
+    )?;
     Ok(NagiosState::Unknown)
 }
 
@@ -139,10 +145,10 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_plugin_api() {
-        assert_eq!(NagiosState::Ok.exit_code(), 0);
-        assert_eq!(NagiosState::Warning.exit_code(), 1);
-        assert_eq!(NagiosState::Critical.exit_code(), 2);
-        assert_eq!(NagiosState::Unknown.exit_code(), 3);
+        assert_eq!(NagiosState::Ok.exit().code(), 0);
+        assert_eq!(NagiosState::Warning.exit().code(), 1);
+        assert_eq!(NagiosState::Critical.exit().code(), 2);
+        assert_eq!(NagiosState::Unknown.exit().code(), 3);
         assert_eq!(NagiosState::from(Status::Warning), NagiosState::Warning);
     }
 
@@ -192,7 +198,7 @@ mod tests {
         assert_eq!(state, NagiosState::Unknown);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "PORTWARDEN UNKNOWN - portwarden: /p.toml:3:1: unknown field `x` \\x7c oops\\x0asecond\n"
+            "PORTWARDEN UNKNOWN - portwarden: /p.toml:3:1: unknown field `x` \\x7c oops\\nsecond\n"
         );
     }
 }
