@@ -81,9 +81,10 @@ pub fn render(evaluation: &Evaluation, out: &mut dyn Write) -> io::Result<Nagios
     let total = evaluation.listeners.len();
     let unexpected = evaluation.unexpected_count();
     let lines = check_text::entry_lines(evaluation);
+    let noun = if total == 1 { "listener" } else { "listeners" };
 
     let text = if unexpected == 0 {
-        format!("{total} listeners, nothing unexpected")
+        format!("{total} {noun}, nothing unexpected")
     } else {
         let named: Vec<String> = lines
             .iter()
@@ -100,7 +101,7 @@ pub fn render(evaluation: &Evaluation, out: &mut dyn Write) -> io::Result<Nagios
             String::new()
         };
         format!(
-            "{unexpected} unexpected of {total} listeners: {}{tail}",
+            "{unexpected} unexpected of {total} {noun}: {}{tail}",
             named.join(", ")
         )
     };
@@ -158,7 +159,7 @@ mod tests {
         assert_eq!(state, NagiosState::Ok);
         assert_eq!(
             text,
-            "PORTWARDEN OK - 1 listeners, nothing unexpected | listeners=1;;;0 unexpected=0;;;0 \
+            "PORTWARDEN OK - 1 listener, nothing unexpected | listeners=1;;;0 unexpected=0;;;0 \
              unassigned_port=0;;;0 reserved_port=0;;;0 deregistered_port=0;;;0 dynamic_port=0;;;0 \
              missing_expected=0;;;0 unexpected_owner=0;;;0 new_listener=0;;;0 gone_listener=0;;;0\n"
         );
