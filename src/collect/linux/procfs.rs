@@ -433,6 +433,21 @@ mod tests {
     }
 
     #[test]
+    fn process_details_and_a_process_that_is_gone() {
+        let mut users = UserNames::default();
+        let me = read_process(Path::new("/proc"), std::process::id(), &mut users).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(me.exe.as_deref(), exe.to_str());
+        assert_eq!(me.cmdline.first().map(String::as_str), exe.to_str());
+        assert!(!me.name.is_empty() && me.name.len() <= 15, "{me:?}");
+        // Above PID_MAX_LIMIT (2^22), so never a live pid: exited mid-scan.
+        assert_eq!(
+            read_process(Path::new("/proc"), 999_999_999, &mut users),
+            None
+        );
+    }
+
+    #[test]
     fn root_user_name() {
         assert_eq!(UserNames::default().name(0).as_deref(), Some("root"));
     }
