@@ -229,8 +229,13 @@ mod linux {
             load.fds,
             load.children.len()
         );
+        let ss_rows = Command::new("ss")
+            .args(["-H", "-ltun"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+            .unwrap_or(0);
         println!(
-            "portwarden sees {} listening sockets, {owned} with a visible owner",
+            "portwarden sees {} listening sockets, {owned} with a visible owner; `ss -H -ltun` prints {ss_rows} rows",
             inv.sockets.len()
         );
 
