@@ -18,6 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 /// 127.0.0.1
 pub const LOOPBACK_V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -148,6 +149,32 @@ pub fn sleep_program() -> Option<PathBuf> {
     found
 }
 
+static FORKS: Mutex<()> = Mutex::new(());
+
+/// Held while a test thread forks, and while a test scans and checks exact
+/// owners. Between fork and exec a child briefly holds a copy of every
+/// descriptor of this process (close-on-exec acts only at exec), so a scan
+/// running meanwhile would rightly list it as one more owner of the other
+/// tests' sockets. Spawn through [`spawn`] (or hold this) to keep those
+/// scans exact.
+pub fn fork_guard() -> MutexGuard<'static, ()> {
+    FORKS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `cmd.spawn()` under [`fork_guard`].
+pub fn spawn(cmd: &mut Command) -> io::Result<Child> {
+    let _guard = fork_guard();
+    cmd.spawn()
+}
+
+/// `cmd.output()` with the fork under [`fork_guard`].
+pub fn output(cmd: &mut Command) -> io::Result<std::process::Output> {
+    let child = spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()))?;
+    child.wait_with_output()
+}
+
 /// How long a holding child sleeps at most, in seconds (it is killed
 /// earlier, when its guard drops).
 pub const CHILD_SLEEP_SECS: &str = "600";
@@ -175,12 +202,13 @@ impl Drop for ChildGuard {
 /// `sleep` to run.
 pub fn spawn_holding(socket: OwnedFd, port: u16) -> Option<ChildGuard> {
     let exe = sleep_program()?;
-    let child = Command::new("sleep")
-        .arg(CHILD_SLEEP_SECS)
-        .stdin(Stdio::from(socket))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn sleep: {e}"));
+    let child = spawn(
+        Command::new("sleep")
+            .arg(CHILD_SLEEP_SECS)
+            .stdin(Stdio::from(socket))
+            .stdout(Stdio::null()),
+    )
+    .unwrap_or_else(|e| panic!("spawn sleep: {e}"));
     // spawn() returns after the exec succeeded, so the child already runs
     // `sleep` (name, exe and cmdline are final).
     Some(ChildGuard {
