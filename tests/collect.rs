@@ -296,10 +296,8 @@ mod linux {
 
     /// `ss -H -l{t,u}np` rows without a `users:` column: (proto, local).
     fn ss_ownerless() -> Option<BTreeSet<(Proto, String)>> {
-        let out = match std::process::Command::new("ss")
-            .args(["-H", "-ltunp"])
-            .output()
-        {
+        // Forks under the guard, like every spawn here (see fork_guard).
+        let out = match common::output(std::process::Command::new("ss").args(["-H", "-ltunp"])) {
             Ok(o) if o.status.success() => o,
             Ok(o) => {
                 eprintln!(

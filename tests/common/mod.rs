@@ -198,6 +198,20 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Waits (up to 5 s) until `/proc/PID/cmdline` is not empty.
+fn wait_for_cmdline(pid: u32) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let path = format!("/proc/{pid}/cmdline");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read(&path).map(|c| c.is_empty()).unwrap_or(false)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// Spawns `sleep` holding `socket` as its stdin. `None` when there is no
 /// `sleep` to run.
 pub fn spawn_holding(socket: OwnedFd, port: u16) -> Option<ChildGuard> {
@@ -209,8 +223,11 @@ pub fn spawn_holding(socket: OwnedFd, port: u16) -> Option<ChildGuard> {
             .stdout(Stdio::null()),
     )
     .unwrap_or_else(|e| panic!("spawn sleep: {e}"));
-    // spawn() returns after the exec succeeded, so the child already runs
-    // `sleep` (name, exe and cmdline are final).
+    // spawn() returns once exec passed its point of no return, but the
+    // kernel fills in the new command line a moment later (its argument
+    // pointers are set while the ELF loads): wait for it, so the child's
+    // name, exe and cmdline are final before anything scans it.
+    wait_for_cmdline(child.id());
     Some(ChildGuard {
         pid: child.id(),
         port,
