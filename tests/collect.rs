@@ -13,25 +13,29 @@ use portwarden::model::{Inventory, Proto, Socket};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
+/// Scans with no fork of this test binary under way (see [`fork_guard`]).
 fn scan() -> Inventory {
+    let _guard = fork_guard();
     collect::scan().unwrap_or_else(|e| panic!("scan failed: {e}"))
 }
 
-/// Every socket of the inventory on `proto`/`port`.
-fn on(inv: &Inventory, proto: Proto, port: u16) -> Vec<&Socket> {
+/// Every socket of the inventory on `proto` `address`:`port`. Another
+/// process may use the same port number on another address, so the
+/// address is always part of the match.
+fn on(inv: &Inventory, proto: Proto, address: IpAddr, port: u16) -> Vec<&Socket> {
     inv.sockets
         .iter()
-        .filter(|s| s.proto == proto && s.port == port)
+        .filter(|s| s.proto == proto && s.address == address && s.port == port)
         .collect()
 }
 
-/// The single socket on `proto`/`port`, failing the test otherwise.
-fn one(inv: &Inventory, proto: Proto, port: u16) -> &Socket {
-    let found = on(inv, proto, port);
+/// The single socket on `proto` `address`:`port`, failing the test otherwise.
+fn one(inv: &Inventory, proto: Proto, address: IpAddr, port: u16) -> &Socket {
+    let found = on(inv, proto, address, port);
     assert_eq!(
         found.len(),
         1,
-        "{proto} port {port}: expected one socket, got {found:#?}"
+        "{proto} {address} port {port}: expected one socket, got {found:#?}"
     );
     found[0]
 }
@@ -68,13 +72,11 @@ fn loopback_tcp_listeners_are_listed_with_our_pid() {
     let (_v4, p4) = tcp_listener_v4();
     let v6 = tcp_listener_v6();
     let inv = scan();
-    let s = one(&inv, Proto::Tcp, p4);
-    assert_eq!(s.address, LOOPBACK_V4);
+    let s = one(&inv, Proto::Tcp, LOOPBACK_V4, p4);
     assert!(!s.dual_stack);
     assert_ours(s);
     if let Some((_l, p6)) = &v6 {
-        let s = one(&inv, Proto::Tcp, *p6);
-        assert_eq!(s.address, LOOPBACK_V6);
+        let s = one(&inv, Proto::Tcp, LOOPBACK_V6, *p6);
         assert!(!s.dual_stack);
         assert_ours(s);
     }
@@ -86,19 +88,16 @@ fn wildcard_listeners_and_dual_stack() {
     let dual = tcp_dual_stack();
     let v6only = tcp_listener_on(WILDCARD_V6, true);
     let inv = scan();
-    let s = one(&inv, Proto::Tcp, p4);
-    assert_eq!(s.address, WILDCARD_V4);
+    let s = one(&inv, Proto::Tcp, WILDCARD_V4, p4);
     assert!(!s.dual_stack);
     assert_ours(s);
     if let (Some((_d, pd)), Some((_o, po))) = (&dual, &v6only) {
         // One socket accepting both families is one listener, not two.
-        let s = one(&inv, Proto::Tcp, *pd);
-        assert_eq!(s.address, WILDCARD_V6);
+        let s = one(&inv, Proto::Tcp, WILDCARD_V6, *pd);
         assert!(s.dual_stack, "{s:#?}");
         assert!(s.accepts_v4() && s.accepts_v6());
         assert_ours(s);
-        let s = one(&inv, Proto::Tcp, *po);
-        assert_eq!(s.address, WILDCARD_V6);
+        let s = one(&inv, Proto::Tcp, WILDCARD_V6, *po);
         assert!(!s.dual_stack, "{s:#?}");
     }
 }
@@ -110,18 +109,16 @@ fn bound_udp_is_listed_connected_udp_is_not() {
     let (_connected, connected_port) = udp_connected_v4(SocketAddr::new(LOOPBACK_V4, peer_port));
     let v6 = udp_socket_v6();
     let inv = scan();
-    let s = one(&inv, Proto::Udp, bound_port);
-    assert_eq!(s.address, LOOPBACK_V4);
+    let s = one(&inv, Proto::Udp, LOOPBACK_V4, bound_port);
     assert_ours(s);
-    one(&inv, Proto::Udp, peer_port);
+    one(&inv, Proto::Udp, LOOPBACK_V4, peer_port);
     assert!(
-        on(&inv, Proto::Udp, connected_port).is_empty(),
+        on(&inv, Proto::Udp, LOOPBACK_V4, connected_port).is_empty(),
         "connected UDP socket listed: {:#?}",
-        on(&inv, Proto::Udp, connected_port)
+        on(&inv, Proto::Udp, LOOPBACK_V4, connected_port)
     );
     if let Some((_u, p6)) = &v6 {
-        let s = one(&inv, Proto::Udp, *p6);
-        assert_eq!(s.address, LOOPBACK_V6);
+        let s = one(&inv, Proto::Udp, LOOPBACK_V6, *p6);
         assert_ours(s);
     }
 }
@@ -131,11 +128,11 @@ fn bound_tcp_socket_that_does_not_listen_is_not_listed() {
     let (_s, port) = tcp_bound_not_listening_v4();
     let (_l, control) = tcp_listener_v4();
     let inv = scan();
-    one(&inv, Proto::Tcp, control);
+    one(&inv, Proto::Tcp, LOOPBACK_V4, control);
     assert!(
-        on(&inv, Proto::Tcp, port).is_empty(),
+        on(&inv, Proto::Tcp, LOOPBACK_V4, port).is_empty(),
         "{:#?}",
-        on(&inv, Proto::Tcp, port)
+        on(&inv, Proto::Tcp, LOOPBACK_V4, port)
     );
 }
 
@@ -146,8 +143,7 @@ fn listener_owned_by_a_child_reports_the_child() {
             return;
         };
         let inv = scan();
-        let s = one(&inv, proto, child.port);
-        assert_eq!(s.address, addr);
+        let s = one(&inv, proto, addr, child.port);
         assert_eq!(pids(s), [child.pid], "only the child holds it: {s:#?}");
         let p = &s.processes[0];
         assert_eq!(p.name, "sleep");
@@ -164,7 +160,7 @@ fn socket_shared_with_a_child_lists_both_pids() {
         return;
     };
     let inv = scan();
-    let s = one(&inv, Proto::Tcp, child.port);
+    let s = one(&inv, Proto::Tcp, LOOPBACK_V4, child.port);
     let mut expected = vec![std::process::id(), child.pid];
     expected.sort_unstable();
     assert_eq!(pids(s), expected, "sorted by pid: {s:#?}");
@@ -201,53 +197,61 @@ fn sockets_are_sorted_and_processes_sorted_by_pid() {
 /// Key of a socket for comparing two collectors.
 type Key = (Proto, IpAddr, u16);
 
-fn keys_on(inv: &Inventory, ports: &BTreeSet<u16>) -> BTreeSet<(Key, Vec<u32>)> {
+fn key(s: &Socket) -> Key {
+    (s.proto, s.address, s.port)
+}
+
+/// The sockets of `inv` with one of `keys`, with their owning pids.
+fn owners_of(inv: &Inventory, keys: &BTreeSet<Key>) -> BTreeSet<(Key, Vec<u32>)> {
     inv.sockets
         .iter()
-        .filter(|s| ports.contains(&s.port))
-        .map(|s| ((s.proto, s.address, s.port), pids(s)))
+        .filter(|s| keys.contains(&key(s)))
+        .map(|s| (key(s), pids(s)))
         .collect()
 }
 
-/// Opens the test's set of listeners; returns them (keep alive) and their ports.
-fn fixture_sockets() -> (Vec<Box<dyn std::any::Any>>, BTreeSet<u16>) {
+/// Opens the test's set of listeners: returns them (keep them alive) and
+/// their keys.
+fn fixture_sockets() -> (Vec<Box<dyn std::any::Any>>, BTreeSet<Key>) {
     let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
-    let mut ports = BTreeSet::new();
-    let (l, p) = tcp_listener_v4();
-    keep.push(Box::new(l));
-    ports.insert(p);
-    let (l, p) = tcp_wildcard_v4();
-    keep.push(Box::new(l));
-    ports.insert(p);
-    let (u, p) = udp_socket_v4();
-    keep.push(Box::new(u));
-    ports.insert(p);
-    if let Some((l, p)) = tcp_listener_v6() {
-        keep.push(Box::new(l));
-        ports.insert(p);
+    let mut keys = BTreeSet::new();
+    let tcp = [
+        (LOOPBACK_V4, true),
+        (WILDCARD_V4, true),
+        (LOOPBACK_V6, true),
+        (WILDCARD_V6, false), // dual-stack
+    ];
+    for (addr, v6only) in tcp {
+        if let Some((l, p)) = tcp_listener_on(addr, v6only) {
+            keep.push(Box::new(l));
+            keys.insert((Proto::Tcp, addr, p));
+        }
     }
-    if let Some((l, p)) = tcp_dual_stack() {
-        keep.push(Box::new(l));
-        ports.insert(p);
-    }
-    if let Some((u, p)) = udp_socket_v6() {
-        keep.push(Box::new(u));
-        ports.insert(p);
+    for addr in [LOOPBACK_V4, LOOPBACK_V6] {
+        if let Some((u, p)) = udp_socket_on(addr) {
+            keep.push(Box::new(u));
+            keys.insert((Proto::Udp, addr, p));
+        }
     }
     if let Some(child) = child_listener(Proto::Tcp, LOOPBACK_V4) {
-        ports.insert(child.port);
+        keys.insert((Proto::Tcp, LOOPBACK_V4, child.port));
         keep.push(Box::new(child));
     }
-    (keep, ports)
+    (keep, keys)
 }
 
 #[test]
 fn linux_and_portable_collectors_agree() {
-    let (_keep, ports) = fixture_sockets();
-    let native = keys_on(&scan(), &ports);
-    let portable = collect::portable::scan().unwrap_or_else(|e| panic!("portable scan: {e}"));
-    let portable = keys_on(&portable, &ports);
-    assert_eq!(native.len(), ports.len(), "{native:#?}");
+    let (_keep, keys) = fixture_sockets();
+    let (native, portable) = {
+        let _guard = fork_guard();
+        let native = collect::scan().unwrap_or_else(|e| panic!("scan: {e}"));
+        let portable = collect::portable::scan().unwrap_or_else(|e| panic!("portable scan: {e}"));
+        (native, portable)
+    };
+    let native = owners_of(&native, &keys);
+    let portable = owners_of(&portable, &keys);
+    assert_eq!(native.len(), keys.len(), "{native:#?}");
     assert_eq!(native, portable);
 }
 
@@ -258,18 +262,21 @@ mod linux {
 
     #[test]
     fn proc_net_fallback_agrees_with_netlink() {
-        let (_keep, ports) = fixture_sockets();
-        let (native, source) = collect::linux::scan_at(Path::new("/proc")).unwrap();
+        let (_keep, keys) = fixture_sockets();
+        let ((native, source), fallback) = {
+            let _guard = fork_guard();
+            let native = collect::linux::scan_at(Path::new("/proc")).unwrap();
+            (
+                native,
+                collect::linux::scan_procnet(Path::new("/proc")).unwrap(),
+            )
+        };
         assert_eq!(source, collect::linux::Source::Netlink);
-        let fallback = collect::linux::scan_procnet(Path::new("/proc")).unwrap();
-        assert_eq!(keys_on(&native, &ports), keys_on(&fallback, &ports));
-        for s in fallback.sockets.iter().filter(|s| ports.contains(&s.port)) {
+        assert_eq!(owners_of(&native, &keys).len(), keys.len());
+        assert_eq!(owners_of(&native, &keys), owners_of(&fallback, &keys));
+        for s in fallback.sockets.iter().filter(|s| keys.contains(&key(s))) {
             assert!(!s.dual_stack, "/proc/net cannot tell dual-stack: {s:#?}");
-            let n = native
-                .sockets
-                .iter()
-                .find(|n| (n.proto, n.address, n.port) == (s.proto, s.address, s.port))
-                .unwrap();
+            let n = native.sockets.iter().find(|n| key(n) == key(s)).unwrap();
             assert_eq!((n.inode, n.uid), (s.inode, s.uid));
         }
     }
@@ -280,8 +287,7 @@ mod linux {
         // queue: no process has it, the kernel still has it listening.
         let hidden = listener_in_flight_v4();
         let inv = scan();
-        let s = one(&inv, Proto::Tcp, hidden.port);
-        assert_eq!(s.address, LOOPBACK_V4);
+        let s = one(&inv, Proto::Tcp, LOOPBACK_V4, hidden.port);
         assert!(s.processes.is_empty(), "owner must not be guessed: {s:#?}");
         assert!(!s.owner_visible());
         assert_eq!(s.uid, Some(own_uid()));
@@ -290,10 +296,8 @@ mod linux {
 
     /// `ss -H -l{t,u}np` rows without a `users:` column: (proto, local).
     fn ss_ownerless() -> Option<BTreeSet<(Proto, String)>> {
-        let out = match std::process::Command::new("ss")
-            .args(["-H", "-ltunp"])
-            .output()
-        {
+        // Forks under the guard, like every spawn here (see fork_guard).
+        let out = match common::output(std::process::Command::new("ss").args(["-H", "-ltunp"])) {
             Ok(o) if o.status.success() => o,
             Ok(o) => {
                 eprintln!(

@@ -14,6 +14,9 @@ use std::net::{IpAddr, TcpListener, UdpSocket};
 /// variables, no installed registry, no user config.
 fn portwarden(args: &[&str]) -> (String, String, i32) {
     let home = tempfile::tempdir().unwrap();
+    // Exact owners: no other test thread may be between fork and exec
+    // (holding copies of our sockets) while the binary scans.
+    let _exact = common::fork_guard();
     let out = assert_cmd::Command::cargo_bin("portwarden")
         .unwrap()
         .env_clear()

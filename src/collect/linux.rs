@@ -125,3 +125,16 @@ fn attach_owners(proc_root: &Path, mut raw: Vec<RawSocket>) -> Result<Vec<Socket
     });
     Ok(sockets)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_proc_root_is_an_error_naming_it() {
+        let e = scan_at(Path::new("/nonexistent-proc")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent-proc"), "{e}");
+        let e = scan_procnet(Path::new("/nonexistent-proc")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent-proc/net/tcp"), "{e}");
+    }
+}

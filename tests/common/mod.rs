@@ -18,6 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 /// 127.0.0.1
 pub const LOOPBACK_V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -148,6 +149,32 @@ pub fn sleep_program() -> Option<PathBuf> {
     found
 }
 
+static FORKS: Mutex<()> = Mutex::new(());
+
+/// Held while a test thread forks, and while a test scans and checks exact
+/// owners. Between fork and exec a child briefly holds a copy of every
+/// descriptor of this process (close-on-exec acts only at exec), so a scan
+/// running meanwhile would rightly list it as one more owner of the other
+/// tests' sockets. Spawn through [`spawn`] (or hold this) to keep those
+/// scans exact.
+pub fn fork_guard() -> MutexGuard<'static, ()> {
+    FORKS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `cmd.spawn()` under [`fork_guard`].
+pub fn spawn(cmd: &mut Command) -> io::Result<Child> {
+    let _guard = fork_guard();
+    cmd.spawn()
+}
+
+/// `cmd.output()` with the fork under [`fork_guard`].
+pub fn output(cmd: &mut Command) -> io::Result<std::process::Output> {
+    let child = spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()))?;
+    child.wait_with_output()
+}
+
 /// How long a holding child sleeps at most, in seconds (it is killed
 /// earlier, when its guard drops).
 pub const CHILD_SLEEP_SECS: &str = "600";
@@ -171,18 +198,36 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Waits (up to 5 s) until `/proc/PID/cmdline` is not empty.
+fn wait_for_cmdline(pid: u32) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let path = format!("/proc/{pid}/cmdline");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read(&path).map(|c| c.is_empty()).unwrap_or(false)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// Spawns `sleep` holding `socket` as its stdin. `None` when there is no
 /// `sleep` to run.
 pub fn spawn_holding(socket: OwnedFd, port: u16) -> Option<ChildGuard> {
     let exe = sleep_program()?;
-    let child = Command::new("sleep")
-        .arg(CHILD_SLEEP_SECS)
-        .stdin(Stdio::from(socket))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn sleep: {e}"));
-    // spawn() returns after the exec succeeded, so the child already runs
-    // `sleep` (name, exe and cmdline are final).
+    let child = spawn(
+        Command::new("sleep")
+            .arg(CHILD_SLEEP_SECS)
+            .stdin(Stdio::from(socket))
+            .stdout(Stdio::null()),
+    )
+    .unwrap_or_else(|e| panic!("spawn sleep: {e}"));
+    // spawn() returns once exec passed its point of no return, but the
+    // kernel fills in the new command line a moment later (its argument
+    // pointers are set while the ELF loads): wait for it, so the child's
+    // name, exe and cmdline are final before anything scans it.
+    wait_for_cmdline(child.id());
     Some(ChildGuard {
         pid: child.id(),
         port,

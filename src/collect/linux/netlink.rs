@@ -161,6 +161,9 @@ pub(crate) fn parse_datagram(
                 rest.len()
             )));
         }
+        // NLM_F_DUMP_INTR in the flags would say the table changed during
+        // the dump; like ss, take what was read: sockets that came or went
+        // meanwhile may be missing or repeated (repeats are dropped later).
         let payload = &rest[NLMSG_HDRLEN..len];
         at += align4(len);
         if msg_seq != seq {

@@ -14,9 +14,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Socket inode -> pids holding it, ascending (when `pids` is), without
-/// duplicates.
+/// Socket inode -> pids holding it, ascending, without duplicates.
 pub(crate) type Owners = HashMap<u64, Vec<u32>>;
 
 /// Parses a `/proc/PID/fd/N` link target: `socket:[INODE]` -> INODE.
@@ -133,53 +133,116 @@ pub(crate) fn pids(proc_root: &Path) -> io::Result<Vec<u32>> {
     Ok(pids)
 }
 
+/// Most threads the fd walk uses; more buys nothing on procfs.
+const MAX_WALKERS: usize = 8;
+/// Below this many pids one thread is quicker than starting more.
+const PARALLEL_MIN_PIDS: usize = 64;
+/// Pids a walker claims at a time.
+const CLAIM: usize = 8;
+
 /// Walks `/proc/PID/fd` of `pids` and records which of them hold a socket
 /// whose inode is in `wanted`. A pid that vanished, or whose fds cannot be
 /// read (permission denied), is skipped: its sockets keep fewer owners.
+///
+/// The walk is spread over up to one thread per CPU: each claims the next
+/// few pids from a shared counter, so one process with a huge fd table
+/// does not hold the others up.
 pub(crate) fn find_owners(
     proc_root: &Path,
     pids: &[u32],
     wanted: &HashSet<u64>,
 ) -> io::Result<Owners> {
-    let mut owners = Owners::new();
     if wanted.is_empty() {
-        return Ok(owners);
+        return Ok(Owners::new());
     }
     let root = CString::new(proc_root.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let root = open_dir_at(None, &root)?;
+    let next = AtomicUsize::new(0);
+    let walkers = if pids.len() < PARALLEL_MIN_PIDS {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_WALKERS)
+    };
+    let parts = std::thread::scope(|scope| {
+        // Helpers that fail to start just leave more work to this thread.
+        let helpers: Vec<_> = (1..walkers)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("portwarden-fd-walk".into())
+                    .spawn_scoped(scope, || walk(&root, pids, wanted, &next))
+                    .ok()
+            })
+            .collect();
+        let mut parts = vec![walk(&root, pids, wanted, &next)];
+        for h in helpers {
+            // A walker cannot panic short of a bug; if one did, its pids
+            // were claimed and are lost, which `join` tells us.
+            match h.join() {
+                Ok(part) => parts.push(part),
+                Err(_) => return Err(io::Error::other("a /proc fd walker thread panicked")),
+            }
+        }
+        Ok(parts)
+    })?;
+    let mut owners = Owners::new();
+    for part in parts {
+        for (inode, mut found) in part {
+            owners.entry(inode).or_default().append(&mut found);
+        }
+    }
+    for found in owners.values_mut() {
+        found.sort_unstable();
+        found.dedup();
+    }
+    Ok(owners)
+}
+
+/// One walker: claims pids from `next` until none are left.
+fn walk(root: &OwnedFd, pids: &[u32], wanted: &HashSet<u64>, next: &AtomicUsize) -> Owners {
+    let mut owners = Owners::new();
     let mut dents = vec![0u8; 32 * 1024];
     let mut link = [0u8; 64];
     let mut path = Vec::with_capacity(32);
-    for &pid in pids {
-        path.clear();
-        path.extend_from_slice(pid.to_string().as_bytes());
-        path.extend_from_slice(b"/fd\0");
-        let Ok(path) = CStr::from_bytes_with_nul(&path) else {
-            continue;
+    loop {
+        let from = next.fetch_add(CLAIM, Ordering::Relaxed);
+        let Some(claimed) = pids.get(from..(from + CLAIM).min(pids.len())) else {
+            return owners;
         };
-        // Gone (ENOENT/ESRCH), denied (EACCES) or anything else about this
-        // one pid: skip it, its sockets stay without this owner.
-        let Ok(fd_dir) = open_dir_at(Some(&root), path) else {
-            continue;
-        };
-        // A listing cut short by an error keeps what was read before it.
-        let _ = read_dir_names(&fd_dir, &mut dents, |name| {
-            let Ok(target) = read_link_at(&fd_dir, name, &mut link) else {
-                return;
+        if claimed.is_empty() {
+            return owners;
+        }
+        for &pid in claimed {
+            path.clear();
+            path.extend_from_slice(pid.to_string().as_bytes());
+            path.extend_from_slice(b"/fd\0");
+            let Ok(path) = CStr::from_bytes_with_nul(&path) else {
+                continue;
             };
-            if let Some(inode) = socket_inode(target) {
-                if wanted.contains(&inode) {
-                    let pids = owners.entry(inode).or_default();
-                    // Several fds of one pid may share a socket.
-                    if pids.last() != Some(&pid) {
-                        pids.push(pid);
+            // Gone (ENOENT/ESRCH), denied (EACCES) or anything else about
+            // this one pid: skip it, its sockets stay without this owner.
+            let Ok(fd_dir) = open_dir_at(Some(root), path) else {
+                continue;
+            };
+            // A listing cut short by an error keeps what was read before it.
+            let _ = read_dir_names(&fd_dir, &mut dents, |name| {
+                let Ok(target) = read_link_at(&fd_dir, name, &mut link) else {
+                    return;
+                };
+                if let Some(inode) = socket_inode(target) {
+                    if wanted.contains(&inode) {
+                        let pids = owners.entry(inode).or_default();
+                        // Several fds of one pid may share a socket.
+                        if pids.last() != Some(&pid) {
+                            pids.push(pid);
+                        }
                     }
                 }
-            }
-        });
+            });
+        }
     }
-    Ok(owners)
 }
 
 /// Splits `/proc/PID/cmdline` (NUL-terminated arguments) into arguments.
@@ -340,6 +403,48 @@ mod tests {
         let s = "Name:\tsleep\nUmask:\t0022\nState:\tS\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
         assert_eq!(status_real_uid(s), Some(1000));
         assert_eq!(status_real_uid("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn walk_finds_our_socket_once_serial_and_parallel() {
+        use std::os::unix::fs::MetadataExt;
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dup = sock.try_clone().unwrap(); // two fds, one socket
+                                             // fstat on a socket fd gives the socket inode, as in "socket:[N]".
+        let inode = std::fs::File::from(std::os::fd::OwnedFd::from(sock))
+            .metadata()
+            .unwrap()
+            .ino();
+        let wanted = HashSet::from([inode]);
+        let me = std::process::id();
+        for pids in [vec![me], vec![me; PARALLEL_MIN_PIDS * 3]] {
+            let owners = find_owners(Path::new("/proc"), &pids, &wanted).unwrap();
+            assert_eq!(
+                owners,
+                HashMap::from([(inode, vec![me])]),
+                "{} pids",
+                pids.len()
+            );
+        }
+        assert!(find_owners(Path::new("/proc"), &[me], &HashSet::new())
+            .unwrap()
+            .is_empty());
+        drop(dup);
+    }
+
+    #[test]
+    fn process_details_and_a_process_that_is_gone() {
+        let mut users = UserNames::default();
+        let me = read_process(Path::new("/proc"), std::process::id(), &mut users).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(me.exe.as_deref(), exe.to_str());
+        assert_eq!(me.cmdline.first().map(String::as_str), exe.to_str());
+        assert!(!me.name.is_empty() && me.name.len() <= 15, "{me:?}");
+        // Above PID_MAX_LIMIT (2^22), so never a live pid: exited mid-scan.
+        assert_eq!(
+            read_process(Path::new("/proc"), 999_999_999, &mut users),
+            None
+        );
     }
 
     #[test]
