@@ -797,38 +797,8 @@ fn node_exporter_textfile_collector_serves_the_metrics() {
     ])
     .code(1);
 
-    let web_port = {
-        let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let _exporter = Exporter(
-        Command::new(&exporter)
-            .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
-            .arg("--collector.disable-defaults")
-            .arg("--collector.textfile")
-            .arg(format!(
-                "--collector.textfile.directory={}",
-                textfiles.display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let body = loop {
-        match http_get(web_port, "/metrics") {
-            Ok(response)
-                if response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200") =>
-            {
-                break response
-            }
-            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            other => {
-                panic!("node exporter on 127.0.0.1:{web_port} did not serve /metrics: {other:?}")
-            }
-        }
-    };
+    let (_exporter, web_port) = start_node_exporter(&exporter, &textfiles);
+    let body = poll(web_port, "/metrics", |_| true);
     assert!(
         body.contains("\nportwarden_unexpected_listeners 1\n"),
         "{body}"
@@ -841,6 +811,112 @@ fn node_exporter_textfile_collector_serves_the_metrics() {
     );
     // The collector read our file without complaint.
     assert!(body.contains("\nnode_textfile_scrape_error 0\n"), "{body}");
+}
+
+/// A free TCP port on 127.0.0.1 for a server the test starts.
+fn free_port() -> u16 {
+    let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+/// Starts the node exporter serving only the textfile collector on `dir`.
+fn start_node_exporter(exporter: &Path, dir: &Path) -> (Exporter, u16) {
+    let port = free_port();
+    let child = common::spawn(
+        Command::new(exporter)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--collector.disable-defaults")
+            .arg("--collector.textfile")
+            .arg(format!("--collector.textfile.directory={}", dir.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    (Exporter(child), port)
+}
+
+/// GETs `path` until the answer is a 200 whose body satisfies `ready`.
+fn poll(port: u16, path: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = http_get(port, path);
+        if let Ok(r) = &answer {
+            if (r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200")) && ready(r) {
+                return r.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "127.0.0.1:{port}{path} never ready: {answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The whole pipeline of the README's "Scheduled checks": check writes the
+/// textfile, node_exporter serves it, Prometheus scrapes it and evaluates
+/// contrib's rules, and PortwardenUnexpectedListener fires.
+#[test]
+fn prometheus_alert_fires_end_to_end() {
+    let _serial = serial();
+    let (Some(exporter), Some(prometheus)) = (tool("prometheus-node-exporter"), tool("prometheus"))
+    else {
+        return;
+    };
+    let env = Env::new();
+    let (_listener, port) = unassigned_listener();
+    let config = env.policy("policy.toml", &allow_all_except(&[port]));
+    let textfiles = env.path("textfile");
+    std::fs::create_dir(&textfiles).unwrap();
+    let prom = textfiles.join("portwarden.prom");
+    env.run(&[
+        "check",
+        "--config",
+        &config,
+        "--format",
+        "prometheus",
+        "--output",
+        prom.to_str().unwrap(),
+    ])
+    .code(1);
+    let (_exporter, exporter_port) = start_node_exporter(&exporter, &textfiles);
+
+    let prometheus_port = free_port();
+    let prometheus_yml = env.path("prometheus.yml");
+    std::fs::write(
+        &prometheus_yml,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - {}\n\
+             scrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n",
+            repo("contrib/prometheus/portwarden.rules.yml").display()
+        ),
+    )
+    .unwrap();
+    let _prometheus = Exporter(
+        common::spawn(
+            Command::new(&prometheus)
+                .arg(format!("--config.file={}", prometheus_yml.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    env.path("tsdb").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .unwrap(),
+    );
+    let alerts = poll(prometheus_port, "/api/v1/alerts", |body| {
+        body.contains("\"alertname\":\"PortwardenUnexpectedListener\"")
+            && body.contains("\"state\":\"firing\"")
+    });
+    assert!(
+        alerts.contains(&format!("\"instance\":\"127.0.0.1:{exporter_port}\"")),
+        "{alerts}"
+    );
+    assert!(!alerts.contains("PortwardenCritical"), "{alerts}");
+    assert!(!alerts.contains("PortwardenCheckStale"), "{alerts}");
 }
 
 #[test]
