@@ -168,7 +168,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Compare with a saved baseline; without PATH, the default baseline.
-    /// (`Some(None)`: the flag without a path.)
+    // `Some(None)` is the flag without a path.
     #[arg(long, value_name = "PATH", num_args = 0..=1)]
     pub baseline: Option<Option<PathBuf>>,
     /// Output format.
