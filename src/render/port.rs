@@ -337,3 +337,84 @@ pub fn text(ex: &Explanation<'_>, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out)?;
     write_listeners(out, ex)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Exposure, PortStatus, Process, RegistryInfo, Socket};
+    use crate::registry::{explain, Registry};
+
+    fn listener(port: u16, name: &str) -> Listener {
+        let address = "127.0.0.1".parse().unwrap();
+        Listener {
+            socket: Socket {
+                proto: crate::model::Proto::Tcp,
+                address,
+                port,
+                dual_stack: false,
+                uid: Some(0),
+                inode: Some(1),
+                processes: vec![Process {
+                    pid: 4242,
+                    name: name.to_string(),
+                    user: Some("root".to_string()),
+                    uid: Some(0),
+                    exe: None,
+                    cmdline: Vec::new(),
+                }],
+            },
+            exposure: Exposure::of(address),
+            range: RangeClass::of(port),
+            registry: RegistryInfo {
+                status: PortStatus::Assigned,
+                services: vec!["ssh".to_string()],
+                description: None,
+            },
+            findings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn listeners_are_shown_and_escaped() {
+        let registry = Registry::embedded();
+        let listeners = [listener(22, "sshd\u{1b}[31m"), listener(23, "telnetd")];
+        let ex = explain(&registry, "22", Some(&listeners), None).unwrap();
+        let mut out = Vec::new();
+        text(&ex, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("port 22: system port (0-1023), ephemeral range of this system unknown"),
+            "{out}"
+        );
+        assert!(out.contains("  tcp   assigned: ssh"), "{out}");
+        assert!(out.contains("listening now:\n  tcp  127.0.0.1:22"), "{out}");
+        assert!(out.contains("pid 4242 sshd\\u{1b}[31m (root)"), "{out}");
+        assert!(!out.contains('\u{1b}'));
+        assert!(!out.contains("telnetd"));
+
+        let v = to_json(&ex);
+        assert_eq!(v["listeners"][0]["processes"][0]["name"], "sshd\u{1b}[31m");
+        assert_eq!(v["listeners"][0]["exposure"], "loopback");
+        assert_eq!(v["listeners"].as_array().unwrap().len(), 1);
+        assert_eq!(v["ephemeral_range"], Value::Null);
+    }
+
+    #[test]
+    fn unscanned_and_empty_listeners_differ() {
+        let registry = Registry::embedded();
+        let mut out = Vec::new();
+        text(&explain(&registry, "1596", None, None).unwrap(), &mut out).unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("listening now: not scanned\n"));
+        let mut out = Vec::new();
+        text(
+            &explain(&registry, "1596", Some(&[]), None).unwrap(),
+            &mut out,
+        )
+        .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.ends_with("listening now: nothing\n"), "{out}");
+        assert!(out.contains("radio-sm 1596/tcp [assigned]"), "{out}");
+    }
+}
