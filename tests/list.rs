@@ -323,3 +323,33 @@ fn bad_arguments_exit_2_with_one_line() {
     assert_eq!(code, 2);
     assert!(err.contains("yaml"), "{err}");
 }
+
+#[test]
+fn port_command_says_who_listens_now() {
+    let (listener, port) = tcp_on_status(LOOPBACK_V4, PortStatus::Unassigned);
+    let (out, err, code) = portwarden(&["port", &port.to_string(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: Value = serde_json::from_str(&out).unwrap();
+    let ls = json["listeners"].as_array().unwrap();
+    assert_eq!(ls.len(), 1, "{out}");
+    assert_eq!(ls[0]["protocol"], "tcp");
+    assert_eq!(ls[0]["address"], "127.0.0.1");
+    assert_eq!(ls[0]["processes"][0]["pid"], std::process::id());
+    assert_eq!(json["ports"][0]["protocols"][0]["status"], "unassigned");
+
+    let (text, _, code) = portwarden(&["port", &port.to_string()]);
+    assert_eq!(code, 0);
+    let expected = format!("tcp  127.0.0.1:{port}");
+    let line = text
+        .lines()
+        .find(|l| l.contains(&expected))
+        .unwrap_or_else(|| panic!("no listener line in\n{text}"));
+    assert!(
+        line.contains(&format!("pid {}", std::process::id())),
+        "{line}"
+    );
+    drop(listener);
+
+    let (text, _, _) = portwarden(&["port", &port.to_string()]);
+    assert!(text.contains("listening now: nothing"), "{text}");
+}
