@@ -323,3 +323,91 @@ fn bad_arguments_exit_2_with_one_line() {
     assert_eq!(code, 2);
     assert!(err.contains("yaml"), "{err}");
 }
+
+#[test]
+fn port_command_says_who_listens_now() {
+    let (listener, port) = tcp_on_status(LOOPBACK_V4, PortStatus::Unassigned);
+    let (out, err, code) = portwarden(&["port", &port.to_string(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: Value = serde_json::from_str(&out).unwrap();
+    let ls = json["listeners"].as_array().unwrap();
+    assert_eq!(ls.len(), 1, "{out}");
+    assert_eq!(ls[0]["protocol"], "tcp");
+    assert_eq!(ls[0]["address"], "127.0.0.1");
+    assert_eq!(ls[0]["processes"][0]["pid"], std::process::id());
+    assert_eq!(json["ports"][0]["protocols"][0]["status"], "unassigned");
+
+    let (text, _, code) = portwarden(&["port", &port.to_string()]);
+    assert_eq!(code, 0);
+    let expected = format!("tcp  127.0.0.1:{port}");
+    let line = text
+        .lines()
+        .find(|l| l.contains(&expected))
+        .unwrap_or_else(|| panic!("no listener line in\n{text}"));
+    assert!(
+        line.contains(&format!("pid {}", std::process::id())),
+        "{line}"
+    );
+    drop(listener);
+
+    let (text, _, _) = portwarden(&["port", &port.to_string()]);
+    assert!(text.contains("listening now: nothing"), "{text}");
+}
+
+#[test]
+fn without_root_other_users_owners_are_marked_not_visible_with_a_hint() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: needs root to run the binary as another user");
+        return;
+    }
+    let (_listener, port) = tcp_on_status(LOOPBACK_V4, PortStatus::Unassigned);
+    let bin = assert_cmd::cargo::cargo_bin("portwarden");
+    let run = |args: &[&str]| -> Option<String> {
+        use std::os::unix::process::CommandExt;
+        let _exact = common::fork_guard();
+        let out = std::process::Command::new(&bin)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", "/nonexistent")
+            .uid(65534)
+            .gid(65534)
+            .args(args)
+            .output();
+        match out {
+            Ok(out) => {
+                assert_eq!(out.status.code(), Some(0), "{out:?}");
+                Some(String::from_utf8(out.stdout).unwrap())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                eprintln!("skipping: uid 65534 cannot run {}: {e}", bin.display());
+                None
+            }
+            Err(e) => panic!("run {} as uid 65534: {e}", bin.display()),
+        }
+    };
+    let Some(json) = run(&["--json"]) else {
+        return;
+    };
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["privileged"], false);
+    let ours = find(&json, "tcp", port);
+    assert_eq!(ours["owner_visible"], false, "{ours}");
+    assert_eq!(ours["processes"], serde_json::json!([]));
+    assert_eq!(ours["socket_uid"], 0);
+    assert_eq!(ours["socket_user"], "root");
+
+    let table = run(&["--port", &port.to_string()]).unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.contains(&format!(" {port} ")))
+        .unwrap_or_else(|| panic!("no row for {port}:\n{table}"));
+    assert!(
+        row.contains("(owner not visible)") && row.contains("root"),
+        "{row}"
+    );
+    assert!(
+        table.contains("run as root to see the owners of every socket"),
+        "{table}"
+    );
+}

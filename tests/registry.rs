@@ -445,8 +445,16 @@ fn registry_update_validates_before_installing() {
     let e = env.error(&["registry", "update", "--from", FIXTURE]);
     assert!(e.contains("only 15 rows"), "{e}");
 
-    let out = env.text(&["registry", "update", "--from", &url("/good.csv")]);
+    let done = env
+        .cmd()
+        .args(["registry", "update", "--from", &url("/good.csv")])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let out = String::from_utf8(done.stdout).unwrap();
     assert!(out.starts_with("installed "), "{out}");
+    assert!(done.stderr.is_empty(), "progress is for terminals only");
     assert_eq!(std::fs::read_to_string(env.installed()).unwrap(), good);
     assert_eq!(source(&env), "installed");
     assert_eq!(tcp_status(&env, port), "assigned");
@@ -461,6 +469,18 @@ fn registry_update_validates_before_installing() {
         assert_eq!(std::fs::read_to_string(env.installed()).unwrap(), good);
         assert_eq!(tcp_status(&env, port), "assigned");
     }
+    // An installed file older than the embedded snapshot is not used.
+    let file = std::fs::File::options()
+        .append(true)
+        .open(env.installed())
+        .unwrap();
+    file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(946_684_800))
+        .unwrap();
+    drop(file);
+    assert_eq!(source(&env), "embedded");
+    assert_eq!(tcp_status(&env, port), "unassigned");
+    let info = env.text(&["registry", "info"]);
+    assert!(info.contains("older than the embedded snapshot"), "{info}");
     // --registry FILE overrides the installed file.
     let v = env.json(&["--registry", FIXTURE, "registry", "info", "--json"]);
     assert_eq!(v["source"], "file");

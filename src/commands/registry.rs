@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::registry::{self, Registry, SourceKind};
+use crate::sanitize::sanitize;
 use serde_json::json;
 use std::io::Write;
 
@@ -31,7 +32,9 @@ pub fn info(registry: &Registry, json: bool, out: &mut dyn Write) -> Result<()> 
             .map_err(Error::Write)?;
         return Ok(());
     }
-    let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(Error::Write);
+    // Paths and provenance come from files and the user: escape each line.
+    let w =
+        |out: &mut dyn Write, s: String| writeln!(out, "{}", sanitize(&s)).map_err(Error::Write);
     let what = match source.kind {
         SourceKind::Embedded => "embedded snapshot (compiled into portwarden)".to_string(),
         SourceKind::Installed => format!(
@@ -96,13 +99,12 @@ pub fn info(registry: &Registry, json: bool, out: &mut dyn Write) -> Result<()> 
 /// what was installed. On error nothing is changed.
 pub fn update(from: Option<&str>, out: &mut dyn Write) -> Result<()> {
     let installed = registry::install(from)?;
-    writeln!(
-        out,
+    let line = format!(
         "installed {} registry entries from {} (newest date {}) to {}",
         installed.entries,
         installed.origin,
         installed.newest_date.as_deref().unwrap_or("none"),
         installed.path.display()
-    )
-    .map_err(Error::Write)
+    );
+    writeln!(out, "{}", sanitize(&line)).map_err(Error::Write)
 }

@@ -61,7 +61,7 @@ pub struct Installed {
 /// file in the same directory, renamed over the old one). On any error the
 /// installed registry is left as it was.
 pub fn install(from: Option<&str>) -> Result<Installed> {
-    let origin = from.unwrap_or(DEFAULT_URL).to_string();
+    let mut origin = from.unwrap_or(DEFAULT_URL).to_string();
     if !is_url(&origin) && origin.contains("://") {
         return Err(Error::Download {
             url: origin,
@@ -74,7 +74,12 @@ pub fn install(from: Option<&str>) -> Result<Installed> {
         download(&origin)?
     } else {
         let path = Path::new(&origin);
-        std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        // Record where the file really is, not a path relative to some cwd.
+        if let Ok(full) = std::fs::canonicalize(path) {
+            origin = full.display().to_string();
+        }
+        text
     };
     let registry = Registry::from_csv(&text, &origin)?;
     registry.validate_for_install(&origin)?;

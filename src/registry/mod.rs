@@ -31,7 +31,6 @@
 
 mod explain;
 mod install;
-#[allow(dead_code)]
 mod table;
 
 pub use explain::{ephemeral_range, explain, Explanation, PortAnswer, ProtocolAnswer, Query};

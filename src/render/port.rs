@@ -30,35 +30,13 @@
 
 use crate::model::{Listener, RangeClass};
 use crate::registry::{Entry, Explanation, PortAnswer, Query};
+use crate::sanitize::sanitize;
 use serde_json::{json, Value};
 use std::borrow::Cow;
 use std::io::{self, Write};
 
 /// Version of the JSON object; bumped only on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// Escapes control, bidi and zero-width characters in untrusted text for a
-/// terminal. Local until `crate::sanitize` lands; then this calls it.
-fn clean(s: &str) -> Cow<'_, str> {
-    let bad = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
-    };
-    if !s.chars().any(bad) {
-        return Cow::Borrowed(s);
-    }
-    Cow::Owned(
-        s.chars()
-            .map(|c| {
-                if bad(c) {
-                    c.escape_unicode().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
-}
 
 /// Writes the explanation as the JSON object documented above.
 pub fn json(ex: &Explanation<'_>, out: &mut dyn Write) -> io::Result<()> {
@@ -171,7 +149,7 @@ fn write_port_block(
         let services = if a.services.is_empty() {
             String::new()
         } else {
-            format!(": {}", clean(&a.services.join(", ")))
+            format!(": {}", sanitize(&a.services.join(", ")))
         };
         writeln!(
             out,
@@ -191,8 +169,8 @@ fn protocol_text(e: &Entry) -> &'static str {
 fn write_entry_detail(out: &mut dyn Write, e: &Entry) -> io::Result<()> {
     let ports = e.ports_text();
     let head = match (e.service.as_deref(), ports.is_empty()) {
-        (Some(s), false) => format!("{} {}/{}", clean(s), ports, protocol_text(e)),
-        (Some(s), true) => format!("{} (no port), {}", clean(s), protocol_text(e)),
+        (Some(s), false) => format!("{} {}/{}", sanitize(s), ports, protocol_text(e)),
+        (Some(s), true) => format!("{} (no port), {}", sanitize(s), protocol_text(e)),
         (None, _) => format!("{}/{}", ports, protocol_text(e)),
     };
     let head = head.replace("/all protocols", ", all protocols");
@@ -212,10 +190,10 @@ fn write_entry_detail(out: &mut dyn Write, e: &Entry) -> io::Result<()> {
         if let Some(v) = value {
             let mut lines = v.lines().map(str::trim).filter(|l| !l.is_empty());
             if let Some(first) = lines.next() {
-                writeln!(out, "      {label}: {}", clean(first))?;
+                writeln!(out, "      {label}: {}", sanitize(first))?;
             }
             for more in lines {
-                writeln!(out, "        {}", clean(more))?;
+                writeln!(out, "        {}", sanitize(more))?;
             }
         }
     }
@@ -234,8 +212,8 @@ fn write_entry_line(out: &mut dyn Write, e: &Entry, width: usize) -> io::Result<
         e.ports_text(),
         e.protocol.map_or("all", |p| p.as_str()),
         e.status().as_str(),
-        clean(e.service.as_deref().unwrap_or("-")),
-        clean(description.trim()),
+        sanitize(e.service.as_deref().unwrap_or("-")),
+        sanitize(description.trim()),
     )
 }
 
@@ -262,8 +240,8 @@ fn write_listeners(out: &mut dyn Write, ex: &Explanation<'_>) -> io::Result<()> 
                     format!(
                         "pid {} {} ({})",
                         p.pid,
-                        clean(&p.name),
-                        clean(p.user.as_deref().unwrap_or("?"))
+                        sanitize(&p.name),
+                        sanitize(p.user.as_deref().unwrap_or("?"))
                     )
                 })
                 .collect::<Vec<_>>()
@@ -289,7 +267,7 @@ pub fn text(ex: &Explanation<'_>, out: &mut dyn Write) -> io::Result<()> {
                 writeln!(
                     out,
                     "service {}: {} port{}",
-                    clean(name),
+                    sanitize(name),
                     n,
                     if n == 1 { "" } else { "s" }
                 )?;
@@ -336,4 +314,86 @@ pub fn text(ex: &Explanation<'_>, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(out)?;
     write_listeners(out, ex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Exposure, PortStatus, Process, RegistryInfo, Socket};
+    use crate::registry::{explain, Registry};
+
+    fn listener(port: u16, name: &str) -> Listener {
+        let address = "127.0.0.1".parse().unwrap();
+        Listener {
+            socket: Socket {
+                proto: crate::model::Proto::Tcp,
+                address,
+                port,
+                dual_stack: false,
+                uid: Some(0),
+                user: Some("root".to_string()),
+                inode: Some(1),
+                processes: vec![Process {
+                    pid: 4242,
+                    name: name.to_string(),
+                    user: Some("root".to_string()),
+                    uid: Some(0),
+                    exe: None,
+                    cmdline: Vec::new(),
+                }],
+            },
+            exposure: Exposure::of(address),
+            range: RangeClass::of(port),
+            registry: RegistryInfo {
+                status: PortStatus::Assigned,
+                services: vec!["ssh".to_string()],
+                description: None,
+            },
+            findings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn listeners_are_shown_and_escaped() {
+        let registry = Registry::embedded();
+        let listeners = [listener(22, "sshd\u{1b}[31m"), listener(23, "telnetd")];
+        let ex = explain(&registry, "22", Some(&listeners), None).unwrap();
+        let mut out = Vec::new();
+        text(&ex, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("port 22: system port (0-1023), ephemeral range of this system unknown"),
+            "{out}"
+        );
+        assert!(out.contains("  tcp   assigned: ssh"), "{out}");
+        assert!(out.contains("listening now:\n  tcp  127.0.0.1:22"), "{out}");
+        assert!(out.contains("pid 4242 sshd\\e[31m (root)"), "{out}");
+        assert!(!out.contains('\u{1b}'));
+        assert!(!out.contains("telnetd"));
+
+        let v = to_json(&ex);
+        assert_eq!(v["listeners"][0]["processes"][0]["name"], "sshd\u{1b}[31m");
+        assert_eq!(v["listeners"][0]["exposure"], "loopback");
+        assert_eq!(v["listeners"].as_array().unwrap().len(), 1);
+        assert_eq!(v["ephemeral_range"], Value::Null);
+    }
+
+    #[test]
+    fn unscanned_and_empty_listeners_differ() {
+        let registry = Registry::embedded();
+        let mut out = Vec::new();
+        text(&explain(&registry, "1596", None, None).unwrap(), &mut out).unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("listening now: not scanned\n"));
+        let mut out = Vec::new();
+        text(
+            &explain(&registry, "1596", Some(&[]), None).unwrap(),
+            &mut out,
+        )
+        .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.ends_with("listening now: nothing\n"), "{out}");
+        assert!(out.contains("radio-sm 1596/tcp [assigned]"), "{out}");
+    }
 }
