@@ -60,6 +60,8 @@ pub struct Config {
     pub width: Option<usize>,
     /// `--registry FILE`.
     pub registry: Option<PathBuf>,
+    /// `$PORTWARDEN_CONFIG`: the policy file when `--config` is not given.
+    pub policy_env: Option<std::ffi::OsString>,
 }
 
 impl Config {
@@ -85,6 +87,7 @@ impl Config {
             stderr_is_terminal: std::io::stderr().is_terminal(),
             width,
             registry,
+            policy_env: std::env::var_os("PORTWARDEN_CONFIG"),
         }
     }
 

@@ -30,8 +30,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
             // Registry errors happen inside the scan, so that with
             // --format nagios they too become an UNKNOWN plugin line.
             let mut scan = || commands::scan(&Registry::resolve(config.registry.as_deref())?);
-            let config_env = std::env::var_os("PORTWARDEN_CONFIG");
-            commands::check::run(args, config_env.as_deref(), &mut scan, out)?
+            commands::check::run(args, config.policy_env.as_deref(), &mut scan, out)?
         }
         Some(Command::Baseline(BaselineCommand::Save { path })) => {
             let mut scan = || commands::scan(&Registry::resolve(config.registry.as_deref())?);
@@ -75,7 +74,9 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = out.flush();
-            eprintln!("portwarden: {}", sanitize(&format!("{e:#}")));
+            // Library errors already name their cause: print the top one only,
+            // or an OS error would appear twice.
+            eprintln!("portwarden: {}", sanitize(&e.to_string()));
             ExitCode::from(Exit::Error.code())
         }
     }
