@@ -88,7 +88,7 @@ fn run() -> Result<(), String> {
     out.push_str("];\n");
 
     let ranges: Vec<Option<(u16, u16)>> = rows.iter().map(|r| r.low.zip(r.high)).collect();
-    let index = table::build_index(&ranges);
+    let index = table::build_index(&ranges)?;
     let _ = writeln!(
         out,
         "pub(crate) static SEG_STARTS: &[u16] = &{:?};",

@@ -29,7 +29,7 @@ pub enum Error {
 
     // --- registry ---------------------------------------------------------
     /// A registry CSV file could not be parsed.
-    #[error("{origin}: line {line}: {message}")]
+    #[error("{origin}: {}{message}", line_prefix(*.line))]
     RegistryParse {
         /// File name or URL the CSV came from.
         origin: String,
@@ -100,5 +100,14 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// `line N: ` for a record's line, nothing for a whole-file problem (line 0).
+fn line_prefix(line: u64) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!("line {line}: ")
     }
 }

@@ -412,6 +412,13 @@ fn registry_update_validates_before_installing() {
         // HTML sent as text/plain is caught by the parser.
         ("/error.txt", response("text/plain", html.len(), html)),
         ("/empty.csv", response("text/csv", 0, b"")),
+        // Plain http is for loopback only, so its redirects are not
+        // followed: this one would lead to the good file.
+        (
+            "/redirect.csv",
+            b"HTTP/1.1 302 Found\r\nLocation: /good.csv\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+        ),
     ]);
     let url = |path: &str| format!("http://127.0.0.1:{server}{path}");
     let refused = {
@@ -430,6 +437,7 @@ fn registry_update_validates_before_installing() {
         (url("/error.txt"), "HTML"),
         (url("/empty.csv"), "empty"),
         (url("/missing.csv"), "HTTP 404"),
+        (url("/redirect.csv"), "redirect"),
         (refused, "cannot download"),
         ("http://192.0.2.1/x.csv".to_string(), "loopback"),
         ("ftp://127.0.0.1/x.csv".to_string(), "only https://"),

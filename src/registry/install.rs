@@ -149,8 +149,17 @@ fn download(url: &str) -> Result<String> {
             "plain http is only allowed to a loopback address, not {host:?}: use https"
         )));
     }
+    // Plain http (loopback only) must not be redirected elsewhere, nor sent
+    // through a proxy from the environment: the host check above would be
+    // for nothing. https stays https across redirects (https_only).
     let config = ureq::Agent::config_builder()
         .https_only(https)
+        .max_redirects(if https { 10 } else { 0 })
+        .proxy(if https {
+            ureq::Proxy::try_from_env()
+        } else {
+            None
+        })
         .timeout_connect(Some(Duration::from_secs(20)))
         .timeout_global(Some(Duration::from_secs(300)))
         .build();
@@ -159,6 +168,17 @@ fn download(url: &str) -> Result<String> {
         ureq::Error::StatusCode(code) => fail(format!("the server answered HTTP {code}")),
         other => fail(other.to_string()),
     })?;
+    if response.status().is_redirection() {
+        let to = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?")
+            .to_string();
+        return Err(fail(format!(
+            "the server answered a redirect to {to:?}, which plain http does not follow"
+        )));
+    }
     let mime = response
         .body()
         .mime_type()

@@ -357,7 +357,10 @@ impl Registry {
         })?;
         let newest_date = table::newest_date(&rows).map(Cow::Owned);
         let ranges: Vec<Option<(u16, u16)>> = rows.iter().map(|r| r.low.zip(r.high)).collect();
-        let index = table::build_index(&ranges);
+        let index = table::build_index(&ranges).map_err(|message| Error::RegistryInvalid {
+            origin: origin.to_string(),
+            message,
+        })?;
         let entries: Vec<Entry> = rows.into_iter().map(Entry::from_row).collect();
         Ok(Registry {
             entries: Cow::Owned(entries),

@@ -228,9 +228,16 @@ pub struct Index {
     pub items: Vec<u32>,
 }
 
+/// Most row indices the index may hold (16 MiB). Every segment lists every
+/// range active in it, so many overlapping ranges grow it quadratically: a
+/// hostile file of 30,000 rows `N-65535` would need gigabytes. IANA's whole
+/// registry needs about 30,000.
+pub const MAX_INDEX_ITEMS: usize = 4 << 20;
+
 /// Builds the index for rows given as `(low, high)` port ranges (`None` for
-/// port-less rows, which are never found by port).
-pub fn build_index(ranges: &[Option<(u16, u16)>]) -> Index {
+/// port-less rows, which are never found by port). Fails, rather than
+/// exhausting memory, when the ranges overlap too much.
+pub fn build_index(ranges: &[Option<(u16, u16)>]) -> Result<Index, String> {
     // Boundaries: every range start, and the port after every range end.
     let mut cuts: BTreeSet<u32> = BTreeSet::new();
     cuts.insert(0);
@@ -261,13 +268,19 @@ pub fn build_index(ranges: &[Option<(u16, u16)>]) -> Index {
             active.remove(i);
         }
         active.extend(opening[seg].iter().copied());
+        if index.items.len() + active.len() > MAX_INDEX_ITEMS {
+            return Err(format!(
+                "too many overlapping port ranges (port {start} is covered by {} rows)",
+                active.len()
+            ));
+        }
         let offset = u32::try_from(index.items.len()).unwrap_or(u32::MAX);
         index.items.extend(active.iter().copied());
         let len = u32::try_from(active.len()).unwrap_or(u32::MAX);
         index.starts.push(u16::try_from(*start).unwrap_or(u16::MAX));
         index.spans.push((offset, len));
     }
-    index
+    Ok(index)
 }
 
 /// The row indices whose range covers `port` (any protocol).

@@ -169,7 +169,7 @@ fn index_matches_brute_force() {
         Some((0, 65535)),
         Some((21, 21)),
     ];
-    let index = table::build_index(&ranges);
+    let index = table::build_index(&ranges).unwrap();
     for port in (0..=40).chain(65520..=65535) {
         let got: Vec<u32> =
             table::covering(&index.starts, &index.spans, &index.items, port).to_vec();
@@ -337,4 +337,17 @@ fn explain_port_range_and_service() {
         explain(&r, "nope", None, None),
         Err(Error::UnknownService(_))
     ));
+}
+
+#[test]
+fn heavily_overlapping_ranges_are_refused_not_indexed() {
+    let mut csv = String::from("Service Name,Port Number,Transport Protocol,Description,Assignee,Contact,Registration Date,Modification Date,Reference,Service Code,Unauthorized Use Reported,Assignment Notes\r\n");
+    for i in 0..30_000u32 {
+        csv.push_str(&format!("s{i},{i}-65535,tcp,,,,,,,,,\r\n"));
+    }
+    let err = Registry::from_csv(&csv, "big.csv").unwrap_err().to_string();
+    assert!(
+        err.contains("big.csv") && err.contains("overlapping"),
+        "{err}"
+    );
 }
