@@ -76,14 +76,20 @@ impl Socket {
         !self.processes.is_empty()
     }
 
+    /// An IPv6 socket bound to an IPv4-mapped address (`::ffff:a.b.c.d`),
+    /// which carries IPv4 traffic only.
+    fn v4_mapped(&self) -> bool {
+        matches!(self.address, IpAddr::V6(a) if a.to_ipv4_mapped().is_some())
+    }
+
     /// Whether the socket accepts IPv4 traffic.
     pub fn accepts_v4(&self) -> bool {
-        self.address.is_ipv4() || self.dual_stack
+        self.address.is_ipv4() || self.dual_stack || self.v4_mapped()
     }
 
     /// Whether the socket accepts IPv6 traffic.
     pub fn accepts_v6(&self) -> bool {
-        self.address.is_ipv6()
+        self.address.is_ipv6() && !self.v4_mapped()
     }
 }
 
@@ -320,6 +326,26 @@ mod tests {
         assert_eq!(of("::"), Exposure::Wildcard);
         assert_eq!(of("192.168.1.5"), Exposure::Specific);
         assert_eq!(of("fe80::1"), Exposure::Specific);
+    }
+
+    #[test]
+    fn address_families_accepted() {
+        let socket = |addr: &str, dual_stack: bool| Socket {
+            proto: Proto::Tcp,
+            address: addr.parse().unwrap(),
+            port: 1,
+            dual_stack,
+            uid: None,
+            user: None,
+            inode: None,
+            processes: Vec::new(),
+        };
+        let fams = |s: Socket| (s.accepts_v4(), s.accepts_v6());
+        assert_eq!(fams(socket("127.0.0.1", false)), (true, false));
+        assert_eq!(fams(socket("::1", false)), (false, true));
+        assert_eq!(fams(socket("::", false)), (false, true));
+        assert_eq!(fams(socket("::", true)), (true, true));
+        assert_eq!(fams(socket("::ffff:127.0.0.1", false)), (true, false));
     }
 
     #[test]

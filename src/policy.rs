@@ -571,9 +571,25 @@ impl ExpectRule {
     }
 }
 
-/// A TOML basic string literal for `text`, escaped by the toml crate itself.
+/// A TOML basic string literal for `text`. Quotes and backslashes are
+/// escaped, and so is every character a terminal would act on or hide
+/// (controls, bidi overrides, zero-width), as `\uXXXX`, so that reading the
+/// policy with `cat` shows what it really matches.
 fn toml_string(text: &str) -> String {
-    toml::Value::String(text.to_string()).to_string()
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if crate::sanitize::is_dangerous(c) => {
+                out.push_str(&format!("\\u{:04X}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Text safe to put in a TOML comment: one line, no control characters.
@@ -690,6 +706,18 @@ pub fn starter(report: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn toml_strings_round_trip_and_hide_nothing() {
+        let nasty = "/tmp/ev\u{1b}[31mil\u{202e}X \"q\" \\ \u{200b}\u{7f}\u{9b}ü";
+        let literal = toml_string(nasty);
+        assert!(
+            !literal.chars().any(crate::sanitize::is_dangerous),
+            "{literal}"
+        );
+        let parsed: toml::Table = toml::from_str(&format!("v = {literal}")).unwrap();
+        assert_eq!(parsed["v"].as_str(), Some(nasty));
+    }
     use super::*;
     use crate::model::{PortStatus, RangeClass, RegistryInfo};
 

@@ -521,9 +521,8 @@ fn broken_and_missing_files_exit_2_naming_file_line_and_column() {
         let run = env.run(&["check", "--config", file, "--format", "nagios"]);
         run.code(3);
         assert!(
-            run.stdout.starts_with(&format!(
-                "PORTWARDEN UNKNOWN - portwarden: {file}:{position}: "
-            )),
+            run.stdout
+                .starts_with(&format!("PORTWARDEN UNKNOWN - {file}:{position}: ")),
             "{}",
             run.stdout
         );
@@ -659,6 +658,24 @@ fn nagios_ok_and_warning() {
         run.stdout
     );
     assert_eq!(run.stdout.lines().count(), 1);
+
+    // A plugin that cannot write its output file could not run: UNKNOWN.
+    let missing = env.dir.path().join("no-such-dir").join("out.txt");
+    let run = env.run(&[
+        "check",
+        "--config",
+        &config,
+        "--format",
+        "nagios",
+        "--output",
+        missing.to_str().unwrap(),
+    ]);
+    run.code(3);
+    assert!(
+        run.stdout.starts_with("PORTWARDEN UNKNOWN - ") && run.stdout.contains("no-such-dir"),
+        "{}",
+        run.stdout
+    );
 }
 
 /// The program when it runs, else `None` with the reason printed.

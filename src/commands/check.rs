@@ -83,11 +83,9 @@ pub fn run(
     let result = evaluation(args, config_env, scan);
     let mut buffer = Vec::new();
     let outcome = match (args.format, result) {
-        (CheckFormat::Nagios, Err(e)) => {
-            nagios::render_unknown(&format!("portwarden: {e}"), &mut buffer)
-                .map_err(Error::Write)?
-                .exit()
-        }
+        (CheckFormat::Nagios, Err(e)) => nagios::render_unknown(&e.to_string(), &mut buffer)
+            .map_err(Error::Write)?
+            .exit(),
         (_, Err(e)) => return Err(e),
         (CheckFormat::Nagios, Ok(e)) => nagios::render(&e, &mut buffer)
             .map_err(Error::Write)?
@@ -107,8 +105,20 @@ pub fn run(
             }
         }
     };
-    emit(args, &buffer, out)?;
-    Ok(outcome)
+    match emit(args, &buffer, out) {
+        Ok(()) => Ok(outcome),
+        // A plugin that cannot write its file could not run: UNKNOWN (3),
+        // never exit 2, which Nagios would read as CRITICAL.
+        Err(e) if args.format == CheckFormat::Nagios && args.output.is_some() => {
+            let mut line = Vec::new();
+            let state = nagios::render_unknown(&e.to_string(), &mut line).map_err(Error::Write)?;
+            out.write_all(&line)
+                .and_then(|()| out.flush())
+                .map_err(Error::Write)?;
+            Ok(state.exit())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -205,10 +215,7 @@ mod tests {
         a.config = Some(bad.clone());
         let (r, out, called) = run_with(a, report(false));
         assert_eq!(r.unwrap(), Exit::Unknown);
-        assert!(
-            out.starts_with("PORTWARDEN UNKNOWN - portwarden: "),
-            "{out}"
-        );
+        assert!(out.starts_with("PORTWARDEN UNKNOWN - "), "{out}");
         assert!(out.contains("bad.toml:3:1: unknown field `bogus`"), "{out}");
         assert!(!called);
 
@@ -236,7 +243,7 @@ mod tests {
         assert_eq!(run(&a, None, &mut scan, &mut out).unwrap(), Exit::Unknown);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "PORTWARDEN UNKNOWN - portwarden: cannot enumerate sockets: netlink refused\n"
+            "PORTWARDEN UNKNOWN - cannot enumerate sockets: netlink refused\n"
         );
     }
 

@@ -49,7 +49,7 @@ fn record(l: &Listener) -> [String; 17] {
         s.dual_stack.to_string(),
         l.exposure.as_str().to_string(),
         l.registry.status.as_str().to_string(),
-        l.registry.services.join(";"),
+        defuse(l.registry.services.join(";")),
         defuse(l.registry.description.clone().unwrap_or_default()),
         l.range.as_str().to_string(),
         s.owner_visible().to_string(),

@@ -41,7 +41,10 @@ pub fn display_address(address: IpAddr, dual_stack: bool) -> String {
 /// names (`http,www`) or the status in parentheses (`(unassigned)`).
 pub fn service_cell(l: &Listener) -> String {
     match l.registry.status {
-        PortStatus::Assigned if !l.registry.services.is_empty() => l.registry.services.join(","),
+        // Service names come from a registry file the user may have installed.
+        PortStatus::Assigned if !l.registry.services.is_empty() => {
+            sanitize(&l.registry.services.join(",")).into_owned()
+        }
         status => format!("({})", status.as_str()),
     }
 }
@@ -304,6 +307,15 @@ mod tests {
         assert!(text.contains("\u{1b}[33m"), "flagged rows are yellow");
         // The process's own escape sequence is still escaped.
         assert!(text.contains("evil\\e[31m"));
+    }
+
+    #[test]
+    fn table_escapes_registry_service_names() {
+        let mut report = fixtures::report();
+        report.listeners[0].registry.services = vec!["ev\u{1b}[31mil\u{202e}svc".into()];
+        let text = render_to_string(|b| table::render(&report, &Style::default(), b));
+        assert!(text.contains("ev\\e[31mil\\u{202e}svc"), "{text}");
+        assert!(!text.contains('\u{1b}') && !text.contains('\u{202e}'));
     }
 
     #[test]

@@ -178,7 +178,7 @@ pub(crate) fn parse_datagram(
                     let code = u32_ne(payload, 0) as i32;
                     if code < 0 {
                         return Err(NetlinkError::Kernel(std::io::Error::from_raw_os_error(
-                            -code,
+                            code.saturating_neg(),
                         )));
                     }
                 }
