@@ -54,14 +54,23 @@ pub fn write_atomic(path: &std::path::Path, contents: &[u8], create_parent: bool
         .unwrap_or_default();
     let tmp = parent.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
+        // create_new (O_EXCL) never follows a symlink someone planted under
+        // the temporary name (the directory may be world-writable); a
+        // leftover of a crashed run with the same pid is removed first.
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o644);
         }
-        let mut file = options.open(&tmp)?;
+        let mut file = match options.open(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&tmp)?;
+                options.open(&tmp)?
+            }
+            other => other?,
+        };
         #[cfg(unix)]
         {
             // The mode given to open is reduced by the umask; set it exactly.
@@ -103,6 +112,22 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o644);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_write_does_not_follow_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let path = dir.path().join("out.prom");
+        let tmp = dir
+            .path()
+            .join(format!(".out.prom.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        write_atomic(&path, b"metrics\n", false).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&path).unwrap(), b"metrics\n");
     }
 
     #[test]
