@@ -721,10 +721,70 @@ mod tests {
         assert!(docker_containers(&missing, DOCKER_TIMEOUT)
             .unwrap()
             .is_none());
-        // Nothing needs Docker: the socket is not even tried.
-        let mut p = process("nginx", None, None);
+        let mut p = process("docker-proxy", None, Some("172.17.0.2"));
         name_docker_containers(&mut [&mut p], &missing);
-        assert_eq!(p, process("nginx", None, None));
+        assert_eq!(p, process("docker-proxy", None, Some("172.17.0.2")));
+    }
+
+    #[test]
+    fn the_docker_api_is_asked_once_and_only_when_needed() {
+        use std::os::unix::net::UnixListener;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.sock");
+        let server = UnixListener::bind(&path).unwrap();
+        server.set_nonblocking(true).unwrap();
+        // Nobody needs Docker: the socket is not even connected to.
+        let mut plain = process("nginx", None, None);
+        name_docker_containers(&mut [&mut plain], &path);
+        assert_eq!(
+            server.accept().map(|_| ()).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        // A container and a proxy: one request, answered like dockerd.
+        server.set_nonblocking(false).unwrap();
+        let answer = std::thread::spawn(move || {
+            let (mut conn, _) = server.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 512];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "request cut short");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let head =
+                "HTTP/1.0 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n\r\n";
+            conn.write_all(head.as_bytes()).unwrap();
+            conn.write_all(CONTAINERS_JSON.as_bytes()).unwrap();
+            drop(conn);
+            (server, String::from_utf8(request).unwrap())
+        });
+        let own = Container {
+            runtime: "docker".into(),
+            id: ID.into(),
+            name: None,
+        };
+        let mut httpd = process("httpd", Some(own), None);
+        let mut proxy = process("docker-proxy", None, Some("172.18.0.5"));
+        name_docker_containers(&mut [&mut httpd, &mut plain, &mut proxy], &path);
+        let (server, request) = answer.join().unwrap();
+        // Exactly one connection: none is waiting after the first.
+        server.set_nonblocking(true).unwrap();
+        assert_eq!(
+            server.accept().map(|_| ()).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        assert!(
+            request.starts_with("GET /containers/json HTTP/1.0\r\n"),
+            "{request}"
+        );
+        let name = |c: Option<&Container>| c.and_then(|c| c.name.clone());
+        assert_eq!(
+            name(httpd.container.as_ref()).as_deref(),
+            Some("pw-owners-try")
+        );
+        let target = proxy.proxy_for.as_ref().and_then(|t| t.container.as_ref());
+        assert_eq!(name(target).as_deref(), Some("db"));
+        assert_eq!(plain, process("nginx", None, None));
     }
 
     #[test]
