@@ -374,9 +374,19 @@ fn a_published_docker_port_is_attributed_to_its_container() {
         eprintln!("skipping: reading docker-proxy's descriptors needs root");
         return;
     }
-    if Command::new("docker").arg("version").output().is_err() {
-        eprintln!("skipping: no `docker` command");
-        return;
+    match Command::new("docker").arg("version").output() {
+        Err(e) => {
+            eprintln!("skipping: cannot run `docker`: {e}");
+            return;
+        }
+        Ok(o) if !o.status.success() => {
+            eprintln!(
+                "skipping: `docker version` failed (is dockerd answering on {DOCKER_SOCKET}?): {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            return;
+        }
+        Ok(_) => {}
     }
     let Some(busybox) = static_busybox() else {
         eprintln!("skipping: no static busybox (apt-get install busybox-static) to build an image");
