@@ -202,6 +202,9 @@ mod tests {
                         uid: Some(pid),
                         exe: exe.map(str::to_string),
                         cmdline: vec![],
+                        unit: None,
+                        container: None,
+                        proxy_for: None,
                     })
                     .collect(),
             },

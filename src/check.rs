@@ -520,6 +520,9 @@ pub(crate) mod tests {
             uid: Some(1000),
             exe: Some(exe.to_string()),
             cmdline: vec![exe.to_string()],
+            unit: None,
+            container: None,
+            proxy_for: None,
         }
     }
 

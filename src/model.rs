@@ -45,6 +45,40 @@ pub struct Process {
     pub exe: Option<String>,
     /// Command line, argument by argument. Untrusted text; empty when unreadable.
     pub cmdline: Vec<String>,
+    /// The systemd unit the process runs in (`nginx.service`, `session-2.scope`),
+    /// from its cgroup; `None` without systemd or when unreadable. Untrusted text.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// The container the process runs in, from its cgroup.
+    #[serde(default)]
+    pub container: Option<Container>,
+    /// For a container runtime's userland proxy (`docker-proxy`), which holds
+    /// a published host port: where it forwards to.
+    #[serde(default)]
+    pub proxy_for: Option<ProxyTarget>,
+}
+
+/// A container, as its runtime names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// `docker`, `podman`, `containerd`, `cri-o` or `kubernetes` (a pod
+    /// container whose runtime the cgroup does not name).
+    pub runtime: String,
+    /// The full container id (64 hex digits).
+    pub id: String,
+    /// The container's name, when the runtime's API gave it. Untrusted text.
+    pub name: Option<String>,
+}
+
+/// Where a userland proxy forwards a published port to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyTarget {
+    /// The container's address the proxy connects to.
+    pub container_ip: IpAddr,
+    /// The container's port the proxy connects to.
+    pub container_port: u16,
+    /// The container with that address, when the runtime's API could be asked.
+    pub container: Option<Container>,
 }
 
 /// One listening socket as the OS reports it, with its owners.

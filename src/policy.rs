@@ -754,6 +754,9 @@ mod tests {
             uid: Some(uid),
             exe: exe.map(str::to_string),
             cmdline: vec![name.to_string()],
+            unit: None,
+            container: None,
+            proxy_for: None,
         }
     }
 

@@ -1,7 +1,9 @@
 //! Linux collection: sockets from NETLINK_SOCK_DIAG (falling back to the
 //! `/proc/net` tables when netlink is unavailable), owners from one pass
-//! over `/proc/*/fd`, process details from `/proc/PID` for owners only.
+//! over `/proc/*/fd`, process details from `/proc/PID` for owners only,
+//! and container names from the Docker API only when an owner needs them.
 
+mod attribution;
 mod netlink;
 mod procfs;
 mod procnet;
@@ -98,6 +100,8 @@ fn attach_owners(proc_root: &Path, mut raw: Vec<RawSocket>) -> Result<Vec<Socket
             .entry(pid)
             .or_insert_with(|| procfs::read_process(proc_root, pid, &mut users));
     }
+    let mut found: Vec<&mut Process> = details.values_mut().flatten().collect();
+    attribution::name_docker_containers(&mut found, Path::new(attribution::DOCKER_SOCKET));
 
     let mut sockets: Vec<Socket> = raw
         .into_iter()

@@ -74,6 +74,10 @@ pub fn scan() -> Result<Inventory> {
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),
+            // sysinfo reports neither systemd units nor containers.
+            unit: None,
+            container: None,
+            proxy_for: None,
         })
     };
 

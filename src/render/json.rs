@@ -1,6 +1,6 @@
 //! `list --json`: one stable object, `schema_version` 1 (documented in README.md).
 
-use crate::model::{Listener, Report};
+use crate::model::{Container, Listener, ProxyTarget, Report};
 use crate::summary::Summary;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -40,6 +40,9 @@ struct JsonProcess<'a> {
     uid: Option<u32>,
     exe: Option<&'a str>,
     cmdline: &'a [String],
+    unit: Option<&'a str>,
+    container: Option<&'a Container>,
+    proxy_for: Option<&'a ProxyTarget>,
 }
 
 #[derive(Serialize)]
@@ -72,6 +75,9 @@ fn listener(l: &Listener) -> JsonListener<'_> {
                 uid: p.uid,
                 exe: p.exe.as_deref(),
                 cmdline: &p.cmdline,
+                unit: p.unit.as_deref(),
+                container: p.container.as_ref(),
+                proxy_for: p.proxy_for.as_ref(),
             })
             .collect(),
         registry: JsonRegistry {

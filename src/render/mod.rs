@@ -12,9 +12,9 @@ pub mod port;
 pub mod prometheus;
 pub mod table;
 
-use crate::model::{Listener, PortStatus};
+use crate::model::{Container, Listener, PortStatus, Process};
 use crate::sanitize::sanitize;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// How human output should look.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,6 +56,10 @@ pub struct OwnerCells {
     pub pids: String,
     /// Distinct process names, or a not-visible marker.
     pub process: String,
+    /// As `process`, each name followed by what it belongs to, when known:
+    /// `nginx (nginx.service)`, `httpd (docker web)`,
+    /// `docker-proxy → web (172.17.0.2:80)`.
+    pub attributed: String,
     /// Distinct user names (or the socket's uid when no process is visible).
     pub user: String,
     /// Command lines of the distinct processes, `; ` separated.
@@ -83,15 +87,18 @@ pub fn owner_cells(l: &Listener) -> OwnerCells {
         return OwnerCells {
             pids: "-".to_string(),
             process: NOT_VISIBLE.to_string(),
+            attributed: NOT_VISIBLE.to_string(),
             user: socket_user(),
             command: String::new(),
         };
     }
     let mut names = Vec::new();
+    let mut attributed = Vec::new();
     let mut users = Vec::new();
     let mut commands = Vec::new();
     for p in &s.processes {
         push_distinct(&mut names, sanitize(&p.name).into_owned());
+        push_distinct(&mut attributed, sanitize(&attributed_name(p)).into_owned());
         let user = match (&p.user, p.uid) {
             (Some(u), _) => sanitize(u).into_owned(),
             (None, Some(uid)) => uid.to_string(),
@@ -113,8 +120,38 @@ pub fn owner_cells(l: &Listener) -> OwnerCells {
             .collect::<Vec<_>>()
             .join(","),
         process: names.join(","),
+        attributed: attributed.join(","),
         user: users.join(","),
         command: commands.join("; "),
+    }
+}
+
+/// A container as people name it: `docker web`, or by its short id
+/// (12 digits, as `docker ps` shows it) when its name is unknown.
+fn container_label(c: &Container) -> String {
+    match &c.name {
+        Some(name) => format!("{} {name}", c.runtime),
+        None => format!("{} {}", c.runtime, c.id.get(..12).unwrap_or(&c.id)),
+    }
+}
+
+/// A process name with what it belongs to, unsanitized: the container a
+/// proxy forwards to, else its own container, else its systemd unit.
+pub fn attributed_name(p: &Process) -> String {
+    if let Some(t) = &p.proxy_for {
+        let target = SocketAddr::new(t.container_ip, t.container_port);
+        return match t.container.as_ref() {
+            Some(Container {
+                name: Some(name), ..
+            }) => format!("{} → {name} ({target})", p.name),
+            Some(c) => format!("{} → {} ({target})", p.name, container_label(c)),
+            None => format!("{} → {target}", p.name),
+        };
+    }
+    match (&p.container, &p.unit) {
+        (Some(c), _) => format!("{} ({})", p.name, container_label(c)),
+        (None, Some(unit)) => format!("{} ({unit})", p.name),
+        (None, None) => p.name.clone(),
     }
 }
 
@@ -145,6 +182,9 @@ pub(crate) mod fixtures {
             uid: Some(if user == "root" { 0 } else { 1000 }),
             exe: Some(format!("/usr/sbin/{name}")),
             cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
+            unit: None,
+            container: None,
+            proxy_for: None,
         }
     }
 
@@ -382,5 +422,103 @@ udp * 50000 dynamic - 300 resolver alice dynamic-port
         assert_eq!(v["summary"]["flagged"], 3);
         assert_eq!(v["summary"]["findings"]["reserved-port"], 1);
         assert_eq!(v["summary"]["owners_not_visible"], 1);
+    }
+
+    /// The fixture report with owners attributed: sshd to its unit, the
+    /// evil process to a container whose name carries escapes, the
+    /// resolver as a proxy for a named container.
+    fn attributed_report() -> crate::model::Report {
+        use crate::model::ProxyTarget;
+        let mut report = fixtures::report();
+        for p in &mut report.listeners[0].socket.processes {
+            p.unit = Some("ssh.service".into());
+        }
+        report.listeners[1].socket.processes[0].container = Some(Container {
+            runtime: "docker".into(),
+            id: "ab".repeat(32),
+            name: Some("w\u{1b}]0;eb".into()),
+        });
+        report.listeners[3].socket.processes[0].proxy_for = Some(ProxyTarget {
+            container_ip: "172.17.0.2".parse().unwrap(),
+            container_port: 80,
+            container: Some(Container {
+                runtime: "docker".into(),
+                id: "cd".repeat(32),
+                name: Some("web".into()),
+            }),
+        });
+        report
+    }
+
+    #[test]
+    fn table_shows_units_containers_and_proxied_containers() {
+        let report = attributed_report();
+        let text = render_to_string(|b| table::render(&report, &Style::default(), b));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].contains(" sshd (ssh.service) "), "{text}");
+        assert!(
+            lines[2].contains(" evil\\e[31m (docker w\\e]0;eb) "),
+            "{text}"
+        );
+        assert!(
+            lines[4].contains(" resolver → web (172.17.0.2:80) "),
+            "{text}"
+        );
+        assert!(!text.contains('\u{1b}'));
+        // Plain keeps bare names, so its fields stay the same.
+        let plain = render_to_string(|b| plain::render(&report, b));
+        assert_eq!(
+            plain,
+            render_to_string(|b| plain::render(&fixtures::report(), b))
+        );
+    }
+
+    #[test]
+    fn attributed_names_without_container_names() {
+        use crate::model::ProxyTarget;
+        let mut p = fixtures::report().listeners[0].socket.processes[0].clone();
+        assert_eq!(attributed_name(&p), "sshd");
+        p.unit = Some("ssh.service".into());
+        assert_eq!(attributed_name(&p), "sshd (ssh.service)");
+        // A container says more than its scope unit.
+        p.container = Some(Container {
+            runtime: "podman".into(),
+            id: "0123456789ab".repeat(5) + "cdef",
+            name: None,
+        });
+        assert_eq!(attributed_name(&p), "sshd (podman 0123456789ab)");
+        p.proxy_for = Some(ProxyTarget {
+            container_ip: "fd00::2".parse().unwrap(),
+            container_port: 53,
+            container: None,
+        });
+        assert_eq!(attributed_name(&p), "sshd → [fd00::2]:53");
+        if let Some(t) = p.proxy_for.as_mut() {
+            t.container = p.container.clone();
+        }
+        assert_eq!(
+            attributed_name(&p),
+            "sshd → podman 0123456789ab ([fd00::2]:53)"
+        );
+    }
+
+    #[test]
+    fn json_carries_unit_container_and_proxy_target() {
+        let text = render_to_string(|b| json::render(&attributed_report(), b));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let l = &v["listeners"];
+        assert_eq!(l[0]["processes"][0]["unit"], "ssh.service");
+        assert_eq!(l[0]["processes"][0]["container"], serde_json::Value::Null);
+        assert_eq!(l[0]["processes"][0]["proxy_for"], serde_json::Value::Null);
+        let c = &l[1]["processes"][0]["container"];
+        assert_eq!(c["runtime"], "docker");
+        assert_eq!(c["id"], "ab".repeat(32));
+        assert_eq!(c["name"], "w\u{1b}]0;eb");
+        assert_eq!(l[1]["processes"][0]["unit"], serde_json::Value::Null);
+        let t = &l[3]["processes"][0]["proxy_for"];
+        assert_eq!(t["container_ip"], "172.17.0.2");
+        assert_eq!(t["container_port"], 80);
+        assert_eq!(t["container"]["name"], "web");
+        assert_eq!(t["container"]["id"], "cd".repeat(32));
     }
 }

@@ -240,7 +240,7 @@ fn write_listeners(out: &mut dyn Write, ex: &Explanation<'_>) -> io::Result<()> 
                     format!(
                         "pid {} {} ({})",
                         p.pid,
-                        sanitize(&p.name),
+                        sanitize(&super::attributed_name(p)),
                         sanitize(p.user.as_deref().unwrap_or("?"))
                     )
                 })
@@ -340,6 +340,9 @@ mod tests {
                     uid: Some(0),
                     exe: None,
                     cmdline: Vec::new(),
+                    unit: None,
+                    container: None,
+                    proxy_for: None,
                 }],
             },
             exposure: Exposure::of(address),
@@ -368,6 +371,7 @@ mod tests {
         assert!(out.contains("  tcp   assigned: ssh"), "{out}");
         assert!(out.contains("listening now:\n  tcp  127.0.0.1:22"), "{out}");
         assert!(out.contains("pid 4242 sshd\\e[31m (root)"), "{out}");
+
         assert!(!out.contains('\u{1b}'));
         assert!(!out.contains("telnetd"));
 
@@ -376,6 +380,16 @@ mod tests {
         assert_eq!(v["listeners"][0]["exposure"], "loopback");
         assert_eq!(v["listeners"].as_array().unwrap().len(), 1);
         assert_eq!(v["ephemeral_range"], Value::Null);
+
+        // The unit an owner runs in follows its name.
+        let mut with_unit = listener(22, "sshd");
+        with_unit.socket.processes[0].unit = Some("ssh.service".to_string());
+        let with_unit = [with_unit];
+        let ex = explain(&registry, "22", Some(&with_unit), None).unwrap();
+        let mut out = Vec::new();
+        text(&ex, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("pid 4242 sshd (ssh.service) (root)"), "{out}");
     }
 
     #[test]

@@ -48,7 +48,7 @@ fn row(l: &Listener) -> [String; 10] {
         l.socket.port.to_string(),
         service_cell(l),
         owners.pids,
-        owners.process,
+        owners.attributed,
         owners.user,
         findings_cell(l),
         owners.command,

@@ -4,9 +4,11 @@
 //! One pass over `/proc/*/fd`: each fd link is read relative to an open
 //! directory descriptor (`readlinkat`), so the kernel resolves one path
 //! component per fd instead of four, and only links naming a wanted socket
-//! inode are kept. Process details are then read only for the few pids
-//! that own a wanted socket.
+//! inode are kept. Process details (with the cgroup, for the systemd unit
+//! and container) are then read only for the few pids that own a wanted
+//! socket.
 
+use super::attribution;
 use crate::model::Process;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
@@ -331,12 +333,20 @@ pub(crate) fn read_process(proc_root: &Path, pid: u32, users: &mut UserNames) ->
     let cmdline = std::fs::read(dir.join("cmdline"))
         .map(|b| split_cmdline(&b))
         .unwrap_or_default();
+    // Readable by anyone; empty (no unit, no container) if it is not.
+    let cgroup = std::fs::read(dir.join("cgroup"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let proxy_for = attribution::proxy_target(&name, &cmdline);
     Some(Process {
         pid,
-        name,
         user: uid.and_then(|u| users.name(u)),
         uid,
         exe,
+        unit: attribution::unit_from_cgroup(&cgroup),
+        container: attribution::container_from_cgroup(&cgroup),
+        proxy_for,
+        name,
         cmdline,
     })
 }
