@@ -11,6 +11,7 @@ pub mod plain;
 pub mod port;
 pub mod prometheus;
 pub mod table;
+pub mod watch;
 
 use crate::model::{Listener, PortStatus};
 use crate::sanitize::sanitize;
