@@ -4,7 +4,7 @@
 //! runs in tests without sleeping and with fixed times.
 
 use crate::cli::{WatchArgs, WatchFormat};
-use crate::config::{filter_from, Config};
+use crate::config::{self, filter_from, Config};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::model::Report;
@@ -47,6 +47,9 @@ pub struct Hooks<'a> {
     pub now: &'a mut dyn FnMut() -> SystemTime,
     /// Time zone for the live view's wall-clock times.
     pub tz: TimeZone,
+    /// The terminal's (columns, rows) now, when output is a terminal; read
+    /// each round so the live view follows a resized window.
+    pub terminal: &'a mut dyn FnMut() -> Option<(usize, usize)>,
 }
 
 /// Runs `portwarden watch` for real: sleeping threads, the system clock and
@@ -58,11 +61,16 @@ pub fn run(
     scan: &mut dyn FnMut() -> Result<Report>,
     out: &mut dyn Write,
 ) -> Result<Exit> {
+    let is_terminal = config.stdout_is_terminal;
     let mut hooks = Hooks {
         scan,
         sleep: &mut std::thread::sleep,
         now: &mut SystemTime::now,
         tz: TimeZone::system(),
+        // A pty nobody sized reports 0x0: unknown, not zero.
+        terminal: &mut || {
+            config::stdout_size().filter(|&(columns, rows)| is_terminal && columns > 0 && rows > 0)
+        },
     };
     run_with(config, args, &mut hooks, out)
 }
@@ -76,11 +84,6 @@ pub fn run_with(
 ) -> Result<Exit> {
     let mode = mode(args, config.stdout_is_terminal);
     let filter = filter_from(&args.filter);
-    let style = Style {
-        color: config.color && mode == Mode::Redraw,
-        width: config.width,
-        wide: args.wide,
-    };
     let mut history = History::new(view::EVENTS_SHOWN);
     let mut previous: Option<Report> = None;
     let mut round: u64 = 0;
@@ -99,12 +102,19 @@ pub fn run_with(
         history.record(round, &events);
         match mode {
             Mode::Redraw => {
+                let size = (hooks.terminal)();
+                let style = Style {
+                    color: config.color,
+                    width: size.map(|(columns, _)| columns).or(config.width),
+                    wide: args.wide,
+                };
                 let mut frame = Vec::new();
                 let info = Round {
                     number: round,
                     time,
                     interval: args.interval,
                     tz: &hooks.tz,
+                    height: size.map(|(_, rows)| rows),
                 };
                 view::frame(&report, &history, &info, &style, &mut frame)
                     .and_then(|()| view::redraw(&frame, out))
@@ -203,6 +213,7 @@ mod tests {
             sleep: &mut sleep,
             now: &mut now,
             tz: TimeZone::UTC,
+            terminal: &mut || None,
         };
         let mut out = Vec::new();
         let result = run_with(&config(terminal), a, &mut hooks, &mut out);
@@ -272,6 +283,34 @@ mod tests {
     }
 
     #[test]
+    fn the_live_view_follows_the_terminal_size() {
+        let a = args(&["--count", "2", "--format", "table"]);
+        let mut scan = || Ok(report(&[(80, 1), (443, 1), (8080, 2)]));
+        let mut sleep = |_| {};
+        let mut now = SystemTime::now;
+        let mut sizes = vec![Some((40, 100)), Some((200, 6))].into_iter();
+        let mut terminal = || sizes.next().flatten();
+        let mut hooks = Hooks {
+            scan: &mut scan,
+            sleep: &mut sleep,
+            now: &mut now,
+            tz: TimeZone::UTC,
+            terminal: &mut terminal,
+        };
+        let mut out = Vec::new();
+        run_with(&config(true), &a, &mut hooks, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let frames: Vec<&str> = out.split("\u{1b}[H").skip(1).collect();
+        // The header is cut to 40 columns, then not at 200.
+        let first_line = |f: &str| f.lines().next().unwrap().replace("\u{1b}[K", "");
+        assert_eq!(first_line(frames[0]).chars().count(), 40, "{}", frames[0]);
+        assert!(first_line(frames[0]).ends_with('…'));
+        assert!(first_line(frames[1]).ends_with("0 changes so far"));
+        assert_eq!(frames[1].matches('\n').count(), 5, "{}", frames[1]);
+        assert!(frames[1].contains("... 3 more listeners"), "{}", frames[1]);
+    }
+
+    #[test]
     fn a_failed_scan_is_an_error() {
         let a = args(&["--count", "5"]);
         let scans = vec![
@@ -304,6 +343,7 @@ mod tests {
             sleep: &mut sleep,
             now: &mut now,
             tz: TimeZone::UTC,
+            terminal: &mut || None,
         };
         match run_with(&config(false), &a, &mut hooks, &mut Closed) {
             Err(Error::Write(e)) => assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe),

@@ -93,6 +93,8 @@ pub struct Round<'a> {
     pub interval: Duration,
     /// Time zone for wall-clock times.
     pub tz: &'a TimeZone,
+    /// Terminal rows, when known: the frame is cut to fit.
+    pub height: Option<usize>,
 }
 
 /// How many events the live view lists.
@@ -101,7 +103,9 @@ pub const EVENTS_SHOWN: usize = 10;
 /// The live view's content, without cursor movement: a header line, the
 /// `list` table (listeners that appeared or changed owners in the last few
 /// rounds marked `+` or `~` in an extra first column), then the newest
-/// changes, newest first. `report` is already filtered.
+/// changes, newest first. `report` is already filtered. With
+/// [`Round::height`], table rows that do not fit are left out and counted,
+/// so the header and the changes stay on screen.
 pub fn frame(
     report: &Report,
     history: &History,
@@ -113,32 +117,24 @@ pub fn frame(
         Some(w) if line.width() > w => trim(&line, w),
         _ => line,
     };
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let header = fit(format!(
-        "portwarden watch, every {}: round {} at {}, {} {}, {} {} so far",
+        "portwarden watch, every {}: round {} at {}, {}, {} so far",
         seconds(round.interval),
         round.number,
         clock(round.time, round.tz),
-        report.listeners.len(),
-        if report.listeners.len() == 1 {
-            "listener"
-        } else {
-            "listeners"
-        },
-        history.total(),
-        if history.total() == 1 {
-            "change"
-        } else {
-            "changes"
-        },
+        plural(report.listeners.len() as u64, "listener", "listeners"),
+        plural(history.total(), "change", "changes"),
     ));
-    if style.color {
-        writeln!(out, "{}", header.bold())?;
+    let header = if style.color {
+        header.bold().to_string()
     } else {
-        writeln!(out, "{header}")?;
-    }
-    writeln!(out)?;
+        header
+    };
 
-    // The table, two columns narrower, behind a marker column.
+    // The table, two columns narrower, behind a marker column: one header
+    // line, then exactly one line per listener (cells never hold a newline:
+    // they are sanitized), then the summary.
     let inner = Style {
         width: style.width.map(|w| w.saturating_sub(2)),
         ..*style
@@ -146,35 +142,64 @@ pub fn frame(
     let mut table_text = Vec::new();
     table::render(report, &inner, &mut table_text)?;
     let table_text = String::from_utf8_lossy(&table_text);
-    // One header line, then exactly one line per listener (cells never hold
-    // a newline: they are sanitized), then the summary.
-    for (i, line) in table_text.lines().enumerate() {
-        let marker = match i.checked_sub(1).and_then(|n| report.listeners.get(n)) {
-            Some(l) => match history.mark(round.number, l) {
+    let mut table_lines = table_text.lines();
+    let table_header = format!("  {}", table_lines.next().unwrap_or_default());
+    let mut rows: Vec<String> = report
+        .listeners
+        .iter()
+        .zip(table_lines.by_ref())
+        .map(|(l, line)| {
+            let marker = match history.mark(round.number, l) {
                 Some(kind) => paint_marker(kind, &kind.marker().to_string(), style.color),
                 None => " ".to_string(),
-            },
-            None if i == 0 => " ".to_string(),
-            None => {
-                writeln!(out, "{line}")?;
-                continue;
-            }
-        };
-        writeln!(out, "{marker} {line}")?;
-    }
+            };
+            format!("{marker} {line}")
+        })
+        .collect();
+    let table_tail: Vec<String> = table_lines.map(str::to_string).collect();
 
-    writeln!(out)?;
+    let mut changes = vec![String::new()];
     let mut events = history.events().take(EVENTS_SHOWN).peekable();
-    if events.peek().is_none() {
-        writeln!(out, "no changes yet")?;
-    } else {
-        writeln!(out, "latest changes, newest first:")?;
-    }
+    changes.push(
+        if events.peek().is_none() {
+            "no changes yet"
+        } else {
+            "latest changes, newest first:"
+        }
+        .to_string(),
+    );
     for e in events {
         let line = fit(event_line(e, round.tz));
         // The marker is the line's first character (ASCII).
         let (marker, rest) = line.split_at(1);
-        writeln!(out, "{}{rest}", paint_marker(e.kind, marker, style.color))?;
+        changes.push(format!(
+            "{}{rest}",
+            paint_marker(e.kind, marker, style.color)
+        ));
+    }
+
+    // The last line's newline would scroll a full screen by one.
+    let budget = round.height.map(|h| h.saturating_sub(1).max(1));
+    if let Some(budget) = budget {
+        let fixed = 3 + table_tail.len() + changes.len();
+        if fixed + rows.len() > budget {
+            let keep = budget.saturating_sub(fixed + 1).min(rows.len());
+            let hidden = rows.len() - keep;
+            rows.truncate(keep);
+            rows.push(fit(format!(
+                "  ... {}: enlarge the window or filter",
+                plural(hidden as u64, "more listener", "more listeners")
+            )));
+        }
+    }
+    let lines = [header, String::new(), table_header]
+        .into_iter()
+        .chain(rows)
+        .chain(table_tail)
+        .chain(changes)
+        .take(budget.unwrap_or(usize::MAX));
+    for line in lines {
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }
@@ -305,6 +330,7 @@ mod tests {
             time: at(2),
             interval: Duration::from_secs(2),
             tz: &TimeZone::UTC,
+            height: None,
         };
         let out = text(|b| frame(&report, &h, &round, &Style::default(), b));
         let expected = [
@@ -337,6 +363,7 @@ mod tests {
             time: at(2),
             interval: Duration::from_millis(500),
             tz: &TimeZone::UTC,
+            height: None,
         };
         let narrow = Style {
             width: Some(80),
@@ -368,6 +395,38 @@ mod tests {
         let empty = History::new(10);
         let out = text(|b| frame(&report, &empty, &round, &Style::default(), b));
         assert!(out.ends_with("no changes yet\n"), "{out}");
+    }
+
+    #[test]
+    fn frame_is_cut_to_the_terminal_height() {
+        let (report, h) = two_rounds();
+        let utc = TimeZone::UTC;
+        let round = |height| Round {
+            number: 2,
+            time: at(2),
+            interval: Duration::from_secs(2),
+            tz: &utc,
+            height: Some(height),
+        };
+        let full = text(|b| frame(&report, &h, &round(100), &Style::default(), b));
+        assert_eq!(full.lines().count(), 14);
+        // 14 lines need 15 rows (the last newline scrolls); with 14 rows two
+        // listeners give way to a line that counts them.
+        let cut = text(|b| frame(&report, &h, &round(14), &Style::default(), b));
+        let lines: Vec<&str> = cut.lines().collect();
+        assert_eq!(lines.len(), 13, "{cut}");
+        assert!(lines[3].starts_with("+   tcp   0.0.0.0      22"), "{cut}");
+        assert!(lines[4].starts_with("~ ! tcp   127.0.0.1  1276"), "{cut}");
+        assert_eq!(
+            lines[5],
+            "  ... 2 more listeners: enlarge the window or filter"
+        );
+        assert!(lines[7].starts_with("4 listeners, 3 flagged"), "{cut}");
+        assert!(cut.ends_with("-> evil\\e[31m (201)\n"), "{cut}");
+        // A tiny window still gets the header first.
+        let tiny = text(|b| frame(&report, &h, &round(2), &Style::default(), b));
+        assert_eq!(tiny.lines().count(), 1);
+        assert!(tiny.starts_with("portwarden watch, every 2s"));
     }
 
     #[test]
