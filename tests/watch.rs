@@ -217,6 +217,31 @@ fn a_closed_pipe_ends_the_watch_quietly() {
     assert_eq!((code, stderr.as_str()), (0, ""));
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_closed_pipe_ends_even_a_quiet_watch() {
+    let home = tempfile::tempdir().unwrap();
+    let (_sentinel, port) = common::tcp_listener_v4();
+    let me = std::process::id().to_string();
+    let port = port.to_string();
+    // Only the sentinel is watched: the other tests' listeners cause no writes.
+    let args = [
+        "watch",
+        "--json",
+        "--interval",
+        "0.2",
+        "--pid",
+        &me,
+        "--port",
+        &port,
+    ];
+    let watch = Watch::start(&home, &args, 1);
+    watch.next("the initial state");
+    // Nothing changes: the watch must notice the reader is gone by itself.
+    let (code, stderr) = watch.wait();
+    assert_eq!((code, stderr.as_str()), (0, ""));
+}
+
 #[test]
 fn the_table_is_redrawn_each_round() {
     let home = tempfile::tempdir().unwrap();

@@ -41,8 +41,8 @@ pub fn mode(args: &WatchArgs, stdout_is_terminal: bool) -> Mode {
 pub struct Hooks<'a> {
     /// One classified scan of the machine.
     pub scan: &'a mut dyn FnMut() -> Result<Report>,
-    /// Waits between rounds.
-    pub sleep: &'a mut dyn FnMut(Duration),
+    /// Waits between rounds; `false` ends the watch (its reader is gone).
+    pub sleep: &'a mut dyn FnMut(Duration) -> bool,
     /// The current time.
     pub now: &'a mut dyn FnMut() -> SystemTime,
     /// Time zone for the live view's wall-clock times.
@@ -64,7 +64,7 @@ pub fn run(
     let is_terminal = config.stdout_is_terminal;
     let mut hooks = Hooks {
         scan,
-        sleep: &mut std::thread::sleep,
+        sleep: &mut pause,
         now: &mut SystemTime::now,
         tz: TimeZone::system(),
         // A pty nobody sized reports 0x0: unknown, not zero.
@@ -127,8 +127,52 @@ pub fn run_with(
         if args.count.is_some_and(|n| round >= n) {
             return Ok(Exit::Ok);
         }
-        (hooks.sleep)(args.interval);
+        if !(hooks.sleep)(args.interval) {
+            // Nobody reads any more (`watch | head`): done, as on a broken pipe.
+            return Ok(Exit::Ok);
+        }
     }
+}
+
+/// How often a pause checks that the output is still read.
+const PAUSE_SLICE: Duration = Duration::from_millis(200);
+
+/// Sleeps `d`; `false` early when standard output is a pipe whose reader
+/// has gone. A stream writes only when something changes, so without this
+/// `portwarden watch | head -3` on a quiet host would never end.
+fn pause(d: Duration) -> bool {
+    let deadline = std::time::Instant::now() + d;
+    loop {
+        if output_reader_gone() {
+            return false;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(PAUSE_SLICE));
+    }
+}
+
+/// Whether standard output is a pipe with no reader left: Linux reports
+/// POLLERR on a pipe's write end once every read end is closed
+/// (fs/pipe.c, pipe_poll). Files and terminals never report it.
+#[cfg(target_os = "linux")]
+fn output_reader_gone() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid, initialised pollfd; a zero timeout never blocks.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready == 1 && fd.revents & libc::POLLERR != 0
+}
+
+/// Elsewhere a closed pipe is noticed at the next write.
+#[cfg(not(target_os = "linux"))]
+fn output_reader_gone() -> bool {
+    false
 }
 
 fn stream(mode: Mode, events: &[Event], out: &mut dyn Write) -> Result<()> {
@@ -202,7 +246,10 @@ mod tests {
                 .unwrap_or_else(|| Err(Error::Collect("no more scans".into())))
         };
         let mut slept = Vec::new();
-        let mut sleep = |d| slept.push(d);
+        let mut sleep = |d| {
+            slept.push(d);
+            true
+        };
         let mut tick = 0u64;
         let mut now = || {
             tick += 1;
@@ -286,7 +333,7 @@ mod tests {
     fn the_live_view_follows_the_terminal_size() {
         let a = args(&["--count", "2", "--format", "table"]);
         let mut scan = || Ok(report(&[(80, 1), (443, 1), (8080, 2)]));
-        let mut sleep = |_| {};
+        let mut sleep = |_| true;
         let mut now = SystemTime::now;
         let mut sizes = vec![Some((40, 100)), Some((200, 6))].into_iter();
         let mut terminal = || sizes.next().flatten();
@@ -308,6 +355,30 @@ mod tests {
         assert!(first_line(frames[1]).ends_with("0 changes so far"));
         assert_eq!(frames[1].matches('\n').count(), 5, "{}", frames[1]);
         assert!(frames[1].contains("... 3 more listeners"), "{}", frames[1]);
+    }
+
+    #[test]
+    fn an_unread_output_ends_the_watch() {
+        let a = args(&[]);
+        let mut scan = || Ok(report(&[(80, 1)]));
+        let mut pauses = 0;
+        let mut sleep = |_| {
+            pauses += 1;
+            pauses < 3
+        };
+        let mut now = SystemTime::now;
+        let mut hooks = Hooks {
+            scan: &mut scan,
+            sleep: &mut sleep,
+            now: &mut now,
+            tz: TimeZone::UTC,
+            terminal: &mut || None,
+        };
+        let mut out = Vec::new();
+        let exit = run_with(&config(false), &a, &mut hooks, &mut out).unwrap();
+        assert_eq!(exit, Exit::Ok);
+        assert_eq!(pauses, 3);
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
     }
 
     #[test]
@@ -336,7 +407,7 @@ mod tests {
         }
         let a = args(&[]);
         let mut scan = || Ok(report(&[(80, 1)]));
-        let mut sleep = |_| {};
+        let mut sleep = |_| true;
         let mut now = SystemTime::now;
         let mut hooks = Hooks {
             scan: &mut scan,
