@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What is listening on this machine, who owns it, and should it be there?
 #[derive(Debug, Parser)]
@@ -43,6 +44,8 @@ pub enum Command {
     /// Manage the policy file.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Rescan every few seconds and show what appears, goes or changes owner.
+    Watch(WatchArgs),
 }
 
 /// Output formats of `list`.
@@ -203,4 +206,70 @@ pub enum PolicyCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// Output formats of `watch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WatchFormat {
+    /// Redraw the table and the latest changes each round (even off a terminal).
+    Table,
+    /// A stream: the listeners, then one line per change, like `list --format plain`.
+    Plain,
+    /// A stream of JSON objects, one per line (see README).
+    Json,
+}
+
+/// Options of `watch`.
+#[derive(Debug, Args, Clone)]
+pub struct WatchArgs {
+    /// Seconds between scans (at least 0.2).
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_interval)]
+    pub interval: Duration,
+    /// Stop after N scans.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Output format; default: table on a terminal, plain otherwise.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<WatchFormat>,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Do not trim the table to the terminal; show full command lines.
+    #[arg(long)]
+    pub wide: bool,
+    /// Selection of listeners.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// The shortest `--interval`: a scan of a busy host takes tens of milliseconds.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Parses `--interval`: seconds, fractions allowed, at least [`MIN_INTERVAL`].
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let interval = Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{s:?} is not a usable number of seconds"))?;
+    if interval < MIN_INTERVAL {
+        return Err(format!("{s:?} is shorter than the minimum of 0.2 seconds"));
+    }
+    Ok(interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_bounds() {
+        assert_eq!(parse_interval("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_interval("0.2"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_interval("1.5"), Ok(Duration::from_millis(1500)));
+        for bad in ["0.1", "0", "-1", "NaN", "inf", "1e30", "two", ""] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -72,7 +72,7 @@ impl Config {
         let no_color = std::env::var_os("NO_COLOR");
         let term = std::env::var_os("TERM");
         let width = if stdout_is_terminal {
-            terminal_size::terminal_size().map(|(w, _)| usize::from(w.0))
+            stdout_size().map(|(columns, _)| columns)
         } else {
             None
         };
@@ -99,6 +99,13 @@ impl Config {
             wide: args.wide,
         }
     }
+}
+
+/// The size of the terminal on standard output, as (columns, rows); `None`
+/// when standard output is not a terminal. Read again by `watch` each round,
+/// so that its live view follows a resized window.
+pub fn stdout_size() -> Option<(usize, usize)> {
+    terminal_size::terminal_size().map(|(w, h)| (usize::from(w.0), usize::from(h.0)))
 }
 
 /// The `list` format: `--json` means json; the default is the table.

@@ -20,5 +20,6 @@ pub mod registry;
 pub mod render;
 pub mod sanitize;
 pub mod summary;
+pub mod watch;
 
 pub use error::{Error, Result};

@@ -42,6 +42,12 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Exit> {
             commands::policy::init(path.as_deref(), *force, &mut scan, out)?;
             Exit::Ok
         }
+        Some(Command::Watch(args)) => {
+            // Resolve the registry once: a bad one fails before the first round.
+            let registry = Registry::resolve(config.registry.as_deref())?;
+            let mut scan = || commands::scan(&registry);
+            commands::watch::run(&config, args, &mut scan, out)?
+        }
     };
     Ok(exit)
 }

@@ -7,6 +7,7 @@ pub mod list;
 pub mod policy;
 pub mod port;
 pub mod registry;
+pub mod watch;
 
 use crate::classify::classify;
 use crate::error::Result;

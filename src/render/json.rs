@@ -16,8 +16,9 @@ struct Document<'a> {
     summary: Summary,
 }
 
+/// One listener as `list --json` writes it (also used by `watch --json`).
 #[derive(Serialize)]
-struct JsonListener<'a> {
+pub(crate) struct JsonListener<'a> {
     protocol: &'static str,
     address: String,
     port: u16,
@@ -53,7 +54,8 @@ struct JsonRegistry<'a> {
     range: &'static str,
 }
 
-fn listener(l: &Listener) -> JsonListener<'_> {
+/// The `list --json` object of `l`.
+pub(crate) fn listener(l: &Listener) -> JsonListener<'_> {
     let s = &l.socket;
     JsonListener {
         protocol: s.proto.as_str(),

@@ -11,6 +11,7 @@ pub mod plain;
 pub mod port;
 pub mod prometheus;
 pub mod table;
+pub mod watch;
 
 use crate::model::{Container, Listener, PortStatus, Process};
 use crate::sanitize::sanitize;

@@ -21,7 +21,7 @@ const SHRINKABLE: [(usize, usize); 4] = [(6, 8), (4, 10), (7, 6), (2, 15)];
 const MIN_COMMAND: usize = 12;
 
 /// Cuts `s` to `width` display columns, ending in `…` when cut.
-fn trim(s: &str, width: usize) -> String {
+pub(crate) fn trim(s: &str, width: usize) -> String {
     if s.width() <= width {
         return s.to_string();
     }
