@@ -204,6 +204,7 @@ mod tests {
                         cmdline: vec![],
                     })
                     .collect(),
+                netns: None,
             },
             exposure: Exposure::of(address),
             range: RangeClass::of(port),

@@ -83,6 +83,7 @@ mod tests {
             user: Some("root".into()),
             inode: Some(1),
             processes: Vec::new(),
+            netns: None,
         }
     }
 
@@ -115,6 +116,7 @@ mod tests {
         let inv = Inventory {
             sockets: vec![socket(50000), socket(22), socket(1276)],
             privileged: true,
+            netns_skipped: Vec::new(),
         };
         let report = classify(inv, &reg);
         let ports: Vec<u16> = report.listeners.iter().map(|l| l.socket.port).collect();
