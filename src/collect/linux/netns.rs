@@ -316,4 +316,42 @@ mod tests {
         let missing = enumerate(Path::new("/proc"), &dir.path().join("absent")).unwrap();
         assert_eq!(missing.len(), found.len());
     }
+
+    #[test]
+    fn namespaces_that_cannot_be_entered_are_reported_not_fatal() {
+        let gone = |pids: Vec<u32>| Candidate {
+            netns: NetNs {
+                // Never a real namespace inode.
+                inode: u64::MAX,
+                name: None,
+                pid: pids.first().copied(),
+            },
+            pids,
+            path: None,
+        };
+        let candidates = [
+            // Our pid is alive but in another namespace: as if the process
+            // had exited and its pid been reused.
+            gone(vec![std::process::id()]),
+            // Above PID_MAX_LIMIT: exited.
+            gone(vec![999_999_999]),
+            gone(vec![]),
+        ];
+        let found = scan_all(Path::new("/proc"), &candidates).unwrap();
+        assert!(found.sockets.is_empty());
+        let reasons: Vec<&str> = found.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "its processes exited during the scan",
+                "its processes exited during the scan",
+                "no process in it is left"
+            ]
+        );
+        assert_eq!(found.skipped[0].netns, candidates[0].netns);
+        assert!(scan_all(Path::new("/proc"), &[])
+            .unwrap()
+            .skipped
+            .is_empty());
+    }
 }
