@@ -89,8 +89,7 @@ pub fn scan_at_with(
                 named_dir.display()
             ))
         })?;
-        let found = netns::scan_all(proc_root, &candidates)
-            .map_err(|e| Error::Collect(format!("scanning network namespaces: {e}")))?;
+        let found = netns::scan_all(proc_root, &candidates);
         raw.extend(found.sockets);
         netns_skipped = found.skipped;
     }

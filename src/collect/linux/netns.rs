@@ -217,33 +217,44 @@ pub(crate) struct Found {
 }
 
 /// Dumps the listeners of every namespace in `candidates`, from one worker
-/// thread that enters each in turn.
-pub(crate) fn scan_all(proc_root: &Path, candidates: &[Candidate]) -> io::Result<Found> {
+/// thread that enters each in turn. Never fails as a whole: a namespace
+/// that cannot be scanned (even for want of a thread) is reported skipped.
+pub(crate) fn scan_all(proc_root: &Path, candidates: &[Candidate]) -> Found {
     if candidates.is_empty() {
-        return Ok(Found::default());
+        return Found::default();
     }
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
+    let worker = || {
+        let mut found = Found::default();
+        for c in candidates {
+            match open(proc_root, c).and_then(|fd| dump_inside(proc_root, c, &fd)) {
+                Ok(raw) => found
+                    .sockets
+                    .extend(raw.into_iter().map(|r| (Some(c.netns.clone()), r))),
+                Err(reason) => found.skipped.push(NetNsSkipped {
+                    netns: c.netns.clone(),
+                    reason,
+                }),
+            }
+        }
+        found
+    };
+    let outcome = std::thread::scope(|scope| {
+        std::thread::Builder::new()
             .name("portwarden-netns".into())
-            .spawn_scoped(scope, || {
-                let mut found = Found::default();
-                for c in candidates {
-                    let result = open(proc_root, c).and_then(|fd| dump_inside(proc_root, c, &fd));
-                    match result {
-                        Ok(raw) => found
-                            .sockets
-                            .extend(raw.into_iter().map(|r| (Some(c.netns.clone()), r))),
-                        Err(reason) => found.skipped.push(NetNsSkipped {
-                            netns: c.netns.clone(),
-                            reason,
-                        }),
-                    }
-                }
-                found
-            })?;
-        worker
+            .spawn_scoped(scope, worker)
+            .map_err(|e| format!("cannot start a thread to enter it: {e}"))?
             .join()
-            .map_err(|_| io::Error::other("the network namespace worker thread panicked"))
+            .map_err(|_| "the thread entering it panicked".to_string())
+    });
+    outcome.unwrap_or_else(|reason| Found {
+        sockets: Vec::new(),
+        skipped: candidates
+            .iter()
+            .map(|c| NetNsSkipped {
+                netns: c.netns.clone(),
+                reason: reason.clone(),
+            })
+            .collect(),
     })
 }
 
@@ -337,7 +348,7 @@ mod tests {
             gone(vec![999_999_999]),
             gone(vec![]),
         ];
-        let found = scan_all(Path::new("/proc"), &candidates).unwrap();
+        let found = scan_all(Path::new("/proc"), &candidates);
         assert!(found.sockets.is_empty());
         let reasons: Vec<&str> = found.skipped.iter().map(|s| s.reason.as_str()).collect();
         assert_eq!(
@@ -349,9 +360,6 @@ mod tests {
             ]
         );
         assert_eq!(found.skipped[0].netns, candidates[0].netns);
-        assert!(scan_all(Path::new("/proc"), &[])
-            .unwrap()
-            .skipped
-            .is_empty());
+        assert!(scan_all(Path::new("/proc"), &[]).skipped.is_empty());
     }
 }
