@@ -170,9 +170,17 @@ fn attach_owners(
             }
         })
         .collect();
-    sockets.sort_by(|a, b| {
-        (a.proto, a.port, a.address, a.inode).cmp(&(b.proto, b.port, b.address, b.inode))
-    });
+    // Our own namespace's sockets (netns None) before the others'.
+    let key = |s: &Socket| {
+        (
+            s.proto,
+            s.port,
+            s.address,
+            s.netns.as_ref().map(|n| n.inode),
+            s.inode,
+        )
+    };
+    sockets.sort_by_key(key);
     Ok(sockets)
 }
 
