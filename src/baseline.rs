@@ -207,6 +207,7 @@ mod tests {
                         proxy_for: None,
                     })
                     .collect(),
+                netns: None,
             },
             exposure: Exposure::of(address),
             range: RangeClass::of(port),

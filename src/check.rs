@@ -555,6 +555,7 @@ pub(crate) mod tests {
                 user: None,
                 inode: Some(u64::from(port)),
                 processes,
+                netns: None,
             },
             exposure: Exposure::of(address),
             range: RangeClass::of(port),

@@ -53,12 +53,15 @@ pub fn classify(inventory: Inventory, registry: &Registry) -> Report {
             a.socket.proto,
             a.socket.port,
             a.socket.address,
+            // Our own namespace (None) first, then the others by inode.
+            a.socket.netns.as_ref().map(|n| n.inode),
             a.socket.inode,
         )
             .cmp(&(
                 b.socket.proto,
                 b.socket.port,
                 b.socket.address,
+                b.socket.netns.as_ref().map(|n| n.inode),
                 b.socket.inode,
             ))
     });
@@ -83,6 +86,7 @@ mod tests {
             user: Some("root".into()),
             inode: Some(1),
             processes: Vec::new(),
+            netns: None,
         }
     }
 
@@ -115,6 +119,7 @@ mod tests {
         let inv = Inventory {
             sockets: vec![socket(50000), socket(22), socket(1276)],
             privileged: true,
+            netns_skipped: Vec::new(),
         };
         let report = classify(inv, &reg);
         let ports: Vec<u16> = report.listeners.iter().map(|l| l.socket.port).collect();
@@ -130,5 +135,33 @@ mod tests {
         );
         assert_eq!(report.listeners[2].findings, vec![FindingKind::DynamicPort]);
         assert_eq!(report.listeners[2].range, RangeClass::Dynamic);
+    }
+
+    #[test]
+    fn our_namespace_sorts_before_the_others_on_the_same_address() {
+        let in_ns = |inode: u64, socket_inode: u64| Socket {
+            inode: Some(socket_inode),
+            netns: Some(crate::model::NetNs {
+                inode,
+                name: None,
+                pid: None,
+            }),
+            ..socket(8080)
+        };
+        let host = Socket {
+            inode: Some(900),
+            ..socket(8080)
+        };
+        let inv = Inventory {
+            sockets: vec![in_ns(7, 3), host, in_ns(5, 4)],
+            ..Inventory::default()
+        };
+        let report = classify(inv, &Registry::embedded());
+        let order: Vec<Option<u64>> = report
+            .listeners
+            .iter()
+            .map(|l| l.socket.netns.as_ref().map(|n| n.inode))
+            .collect();
+        assert_eq!(order, [None, Some(5), Some(7)]);
     }
 }

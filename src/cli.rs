@@ -84,6 +84,9 @@ pub struct ListArgs {
     /// Do not trim columns to the terminal; show full command lines.
     #[arg(long)]
     pub wide: bool,
+    /// Scan every network namespace on the host, not only this one (Linux; needs root).
+    #[arg(long)]
+    pub all_netns: bool,
     /// Selection of listeners.
     #[command(flatten)]
     pub filter: FilterArgs,
@@ -132,6 +135,9 @@ pub struct PortArgs {
     /// Print the documented JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Look for listeners in every network namespace on the host (Linux; needs root).
+    #[arg(long)]
+    pub all_netns: bool,
 }
 
 /// `registry` subcommands.

@@ -102,6 +102,42 @@ pub struct Socket {
     /// owner could be seen (not root, another pid namespace, exited mid-scan,
     /// or a kernel socket): never guessed.
     pub processes: Vec<Process>,
+    /// The network namespace the socket lives in; `None` for the scanner's
+    /// own namespace (the only one scanned unless every one is asked for).
+    #[serde(default)]
+    pub netns: Option<NetNs>,
+}
+
+/// A network namespace other than the scanner's own.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NetNs {
+    /// The namespace's inode (`net:[INODE]` in `/proc/PID/ns/net`).
+    pub inode: u64,
+    /// Its name under `/run/netns` (as `ip netns` creates), when it has one.
+    /// Untrusted text.
+    pub name: Option<String>,
+    /// The lowest pid of a process in it, when one could be seen.
+    pub pid: Option<u32>,
+}
+
+impl NetNs {
+    /// How a person names it: the `/run/netns` name, else `net:[INODE]`.
+    /// Untrusted text (the name).
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => format!("net:[{}]", self.inode),
+        }
+    }
+}
+
+/// A network namespace that could not be scanned, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetNsSkipped {
+    /// The namespace.
+    pub netns: NetNs,
+    /// Why (e.g. "setns: Operation not permitted (os error 1)").
+    pub reason: String,
 }
 
 impl Socket {
@@ -135,6 +171,11 @@ pub struct Inventory {
     /// True when the scan ran with enough privilege to see every process's
     /// file descriptors (root on Unix). Owners can still be hidden then.
     pub privileged: bool,
+    /// Network namespaces that were asked for but could not be scanned
+    /// (not root, or every process in one exited mid-scan). Empty when
+    /// only the scanner's own namespace was asked for.
+    #[serde(default)]
+    pub netns_skipped: Vec<NetNsSkipped>,
 }
 
 /// Where a listener can be reached from.
@@ -373,6 +414,7 @@ mod tests {
             user: None,
             inode: None,
             processes: Vec::new(),
+            netns: None,
         };
         let fams = |s: Socket| (s.accepts_v4(), s.accepts_v6());
         assert_eq!(fams(socket("127.0.0.1", false)), (true, false));

@@ -777,6 +777,7 @@ mod tests {
                 user: None,
                 inode: Some(1000 + u64::from(port)),
                 processes,
+                netns: None,
             },
             exposure: Exposure::of(address),
             range: RangeClass::of(port),

@@ -5,11 +5,13 @@
 
 mod attribution;
 mod netlink;
+pub(crate) mod netns;
 mod procfs;
 mod procnet;
 
+use super::ScanOptions;
 use crate::error::{Error, Result};
-use crate::model::{Inventory, Process, Proto, Socket};
+use crate::model::{Inventory, NetNs, Process, Proto, Socket};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
@@ -37,7 +39,14 @@ pub enum Source {
 /// Scans the machine: the calling thread's network namespace, the
 /// processes visible under `/proc`.
 pub fn scan() -> Result<Inventory> {
-    scan_at(Path::new("/proc")).map(|(inventory, _)| inventory)
+    scan_with(&ScanOptions::default())
+}
+
+/// Scans as `options` say: with `all_netns`, every network namespace found
+/// under `/proc` and in `/run/netns` as well as the calling thread's.
+pub fn scan_with(options: &ScanOptions) -> Result<Inventory> {
+    scan_at_with(Path::new("/proc"), Path::new(netns::NAMED_DIR), options)
+        .map(|(inventory, _)| inventory)
 }
 
 /// Scans with processes (and the `/proc/net` fallback) read from
@@ -45,6 +54,21 @@ pub fn scan() -> Result<Inventory> {
 /// namespace, so a caller scanning another namespace must enter it first
 /// (`setns`) and pass that namespace's proc mount.
 pub fn scan_at(proc_root: &Path) -> Result<(Inventory, Source)> {
+    scan_at_with(
+        proc_root,
+        Path::new(netns::NAMED_DIR),
+        &ScanOptions::default(),
+    )
+}
+
+/// [`scan_at`] with options; named network namespaces are read from
+/// `named_dir` (normally `/run/netns`). The [`Source`] is that of the
+/// calling thread's namespace.
+pub fn scan_at_with(
+    proc_root: &Path,
+    named_dir: &Path,
+    options: &ScanOptions,
+) -> Result<(Inventory, Source)> {
     let (raw, source) = match netlink::listeners() {
         Ok(raw) => (raw, Source::Netlink),
         Err(netlink_error) => match procnet::listeners(proc_root) {
@@ -57,11 +81,26 @@ pub fn scan_at(proc_root: &Path) -> Result<(Inventory, Source)> {
             }
         },
     };
+    let mut raw: Vec<(Option<NetNs>, RawSocket)> = raw.into_iter().map(|r| (None, r)).collect();
+    let mut netns_skipped = Vec::new();
+    if options.all_netns {
+        let candidates = netns::enumerate(proc_root, named_dir).map_err(|e| {
+            Error::Collect(format!(
+                "listing network namespaces under {} and {}: {e}",
+                proc_root.display(),
+                named_dir.display()
+            ))
+        })?;
+        let found = netns::scan_all(proc_root, &candidates);
+        raw.extend(found.sockets);
+        netns_skipped = found.skipped;
+    }
     let sockets = attach_owners(proc_root, raw)?;
     Ok((
         Inventory {
             sockets,
             privileged: effective_uid() == 0,
+            netns_skipped,
         },
         source,
     ))
@@ -72,8 +111,9 @@ pub fn scan_at(proc_root: &Path) -> Result<(Inventory, Source)> {
 pub fn scan_procnet(proc_root: &Path) -> Result<Inventory> {
     let raw = procnet::listeners(proc_root)?;
     Ok(Inventory {
-        sockets: attach_owners(proc_root, raw)?,
+        sockets: attach_owners(proc_root, raw.into_iter().map(|r| (None, r)).collect())?,
         privileged: effective_uid() == 0,
+        netns_skipped: Vec::new(),
     })
 }
 
@@ -83,12 +123,21 @@ fn effective_uid() -> u32 {
 }
 
 /// Finds every owner of every socket and builds the sorted socket list.
-fn attach_owners(proc_root: &Path, mut raw: Vec<RawSocket>) -> Result<Vec<Socket>> {
-    // A dump interrupted by table changes may repeat a socket.
+/// Each socket comes with its network namespace (`None`: our own).
+fn attach_owners(
+    proc_root: &Path,
+    mut raw: Vec<(Option<NetNs>, RawSocket)>,
+) -> Result<Vec<Socket>> {
+    // A dump interrupted by table changes may repeat a socket. Socket
+    // inodes are global, so this holds across namespaces too.
     let mut seen = HashSet::new();
-    raw.retain(|s| s.inode == 0 || seen.insert((s.proto, s.inode)));
+    raw.retain(|(_, s)| s.inode == 0 || seen.insert((s.proto, s.inode)));
 
-    let wanted: HashSet<u64> = raw.iter().map(|s| s.inode).filter(|&i| i != 0).collect();
+    let wanted: HashSet<u64> = raw
+        .iter()
+        .map(|(_, s)| s.inode)
+        .filter(|&i| i != 0)
+        .collect();
     let pids = procfs::pids(proc_root).map_err(|e| Error::io(proc_root, e))?;
     let owners =
         procfs::find_owners(proc_root, &pids, &wanted).map_err(|e| Error::io(proc_root, e))?;
@@ -105,7 +154,7 @@ fn attach_owners(proc_root: &Path, mut raw: Vec<RawSocket>) -> Result<Vec<Socket
 
     let mut sockets: Vec<Socket> = raw
         .into_iter()
-        .map(|s| {
+        .map(|(netns, s)| {
             let processes = owners
                 .get(&s.inode)
                 .into_iter()
@@ -121,12 +170,21 @@ fn attach_owners(proc_root: &Path, mut raw: Vec<RawSocket>) -> Result<Vec<Socket
                 user: s.uid.and_then(|u| users.name(u)),
                 inode: (s.inode != 0).then_some(s.inode),
                 processes,
+                netns,
             }
         })
         .collect();
-    sockets.sort_by(|a, b| {
-        (a.proto, a.port, a.address, a.inode).cmp(&(b.proto, b.port, b.address, b.inode))
-    });
+    // Our own namespace's sockets (netns None) before the others'.
+    let key = |s: &Socket| {
+        (
+            s.proto,
+            s.port,
+            s.address,
+            s.netns.as_ref().map(|n| n.inode),
+            s.inode,
+        )
+    };
+    sockets.sort_by_key(key);
     Ok(sockets)
 }
 

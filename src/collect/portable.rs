@@ -102,6 +102,7 @@ pub fn scan() -> Result<Inventory> {
                 }),
                 inode: socket_inode(&info),
                 processes: owner_pids.into_iter().filter_map(process).collect(),
+                netns: None,
             }
         })
         .collect();
@@ -117,6 +118,7 @@ pub fn scan() -> Result<Inventory> {
     Ok(Inventory {
         sockets,
         privileged,
+        netns_skipped: Vec::new(),
     })
 }
 

@@ -1,10 +1,11 @@
 //! `portwarden` / `portwarden list`.
 
 use crate::cli::{ListArgs, ListFormat};
+use crate::collect::ScanOptions;
 use crate::config::{filter_from, list_format, Config};
 use crate::error::Result;
 use crate::exit::Exit;
-use crate::model::Report;
+use crate::model::{NetNsSkipped, Report};
 use crate::registry::Registry;
 use crate::render;
 use std::io::Write;
@@ -13,8 +14,11 @@ use std::io::Write;
 /// A listing always succeeds with [`Exit::Ok`]: `check` is what judges.
 pub fn run(config: &Config, args: &ListArgs, out: &mut dyn Write) -> Result<Exit> {
     let registry = Registry::resolve(config.registry.as_deref())?;
-    let report = super::scan(&registry)?;
-    render_list(config, args, report, out)?;
+    let options = ScanOptions {
+        all_netns: args.all_netns,
+    };
+    let scan = super::scan_with(&registry, &options)?;
+    render_list_with_netns(config, args, scan.report, &scan.netns_skipped, out)?;
     Ok(Exit::Ok)
 }
 
@@ -25,6 +29,17 @@ pub fn render_list(
     report: Report,
     out: &mut dyn Write,
 ) -> Result<()> {
+    render_list_with_netns(config, args, report, &[], out)
+}
+
+/// [`render_list`], also saying which network namespaces were not scanned.
+pub fn render_list_with_netns(
+    config: &Config,
+    args: &ListArgs,
+    report: Report,
+    netns_skipped: &[NetNsSkipped],
+    out: &mut dyn Write,
+) -> Result<()> {
     let filter = filter_from(&args.filter);
     let report = Report {
         listeners: filter.apply(report.listeners),
@@ -32,8 +47,11 @@ pub fn render_list(
     };
     let style = config.list_style(args);
     match list_format(args) {
-        ListFormat::Table => render::table::render(&report, &style, out)?,
-        ListFormat::Json => render::json::render(&report, out)?,
+        ListFormat::Table => {
+            render::table::render(&report, &style, out)?;
+            render::netns::skipped_note(netns_skipped, report.privileged, out)?;
+        }
+        ListFormat::Json => render::json::render_with_netns(&report, netns_skipped, out)?,
         ListFormat::Csv => render::csv::render(&report, out)?,
         ListFormat::Plain => render::plain::render(&report, out)?,
     }

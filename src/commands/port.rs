@@ -14,7 +14,10 @@ use std::io::Write;
 pub fn run(config: &Config, args: &PortArgs, out: &mut dyn Write) -> Result<Exit> {
     let registry = Registry::resolve(config.registry.as_deref())?;
     registry::Query::parse(&args.query)?;
-    let report = super::scan(&registry)?;
+    let options = crate::collect::ScanOptions {
+        all_netns: args.all_netns,
+    };
+    let report = super::scan_with(&registry, &options)?.report;
     explain(
         &registry,
         &args.query,

@@ -1,6 +1,6 @@
 //! `list --json`: one stable object, `schema_version` 1 (documented in README.md).
 
-use crate::model::{Container, Listener, ProxyTarget, Report};
+use crate::model::{Container, Listener, NetNs, NetNsSkipped, ProxyTarget, Report};
 use crate::summary::Summary;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -14,6 +14,15 @@ struct Document<'a> {
     privileged: bool,
     listeners: Vec<JsonListener<'a>>,
     summary: Summary,
+    netns_skipped: Vec<JsonSkipped<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonSkipped<'a> {
+    inode: u64,
+    name: Option<&'a str>,
+    pid: Option<u32>,
+    reason: &'a str,
 }
 
 /// One listener as `list --json` writes it (also used by `watch --json`).
@@ -31,6 +40,7 @@ pub(crate) struct JsonListener<'a> {
     processes: Vec<JsonProcess<'a>>,
     registry: JsonRegistry<'a>,
     findings: Vec<&'static str>,
+    netns: Option<&'a NetNs>,
 }
 
 #[derive(Serialize)]
@@ -89,16 +99,35 @@ pub(crate) fn listener(l: &Listener) -> JsonListener<'_> {
             range: l.range.as_str(),
         },
         findings: l.findings.iter().map(|f| f.as_str()).collect(),
+        netns: s.netns.as_ref(),
     }
 }
 
 /// Writes `report` (already filtered) as the `list --json` document.
 pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    render_with_netns(report, &[], out)
+}
+
+/// [`render`], naming the network namespaces that could not be scanned.
+pub fn render_with_netns(
+    report: &Report,
+    netns_skipped: &[NetNsSkipped],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let doc = Document {
         schema_version: SCHEMA_VERSION,
         privileged: report.privileged,
         listeners: report.listeners.iter().map(listener).collect(),
         summary: Summary::of(&report.listeners),
+        netns_skipped: netns_skipped
+            .iter()
+            .map(|s| JsonSkipped {
+                inode: s.netns.inode,
+                name: s.netns.name.as_deref(),
+                pid: s.netns.pid,
+                reason: &s.reason,
+            })
+            .collect(),
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)

@@ -7,6 +7,7 @@ pub mod check_text;
 pub mod csv;
 pub mod json;
 pub mod nagios;
+pub mod netns;
 pub mod plain;
 pub mod port;
 pub mod prometheus;
@@ -200,6 +201,7 @@ pub(crate) mod fixtures {
             user: Some(owner.and_then(|p| p.user.clone()).unwrap_or("root".into())),
             inode: Some(u64::from(port)),
             processes,
+            netns: None,
         }
     }
 

@@ -23,7 +23,8 @@
 //!   ],
 //!   "listeners": [                         // null when no scan was made
 //!     {"protocol": "tcp", "address": "127.0.0.1", "port": 6003, "exposure": "loopback",
-//!      "owner_visible": true, "processes": [{"pid": 1, "name": "x", "user": "root"|null}]}
+//!      "owner_visible": true, "processes": [{"pid": 1, "name": "x", "user": "root"|null}],
+//!      "netns": null|{"inode": 4026532281, "name": "web"|null, "pid": 812|null}}
 //!   ]
 //! }
 //! ```
@@ -114,6 +115,7 @@ fn listener_json(l: &Listener) -> Value {
         "processes": l.socket.processes.iter().map(|p| json!({
             "pid": p.pid, "name": p.name, "user": p.user,
         })).collect::<Vec<_>>(),
+        "netns": l.socket.netns,
     })
 }
 
@@ -247,9 +249,14 @@ fn write_listeners(out: &mut dyn Write, ex: &Explanation<'_>) -> io::Result<()> 
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // Another network namespace is named after the owners.
+        let netns = match &l.socket.netns {
+            Some(ns) => format!(" in netns {}", sanitize(&ns.label())),
+            None => String::new(),
+        };
         writeln!(
             out,
-            "  {:<4} {:<24} {}",
+            "  {:<4} {:<24} {}{netns}",
             l.socket.proto.as_str(),
             address,
             owners
@@ -344,6 +351,7 @@ mod tests {
                     container: None,
                     proxy_for: None,
                 }],
+                netns: None,
             },
             exposure: Exposure::of(address),
             range: RangeClass::of(port),

@@ -1,6 +1,6 @@
 //! The default listing: an aligned table for people, with a summary line.
 
-use super::{display_address, findings_cell, owner_cells, service_cell, Style};
+use super::{display_address, findings_cell, netns, owner_cells, service_cell, Style};
 use crate::model::{Listener, Report, Severity};
 use crate::summary::Summary;
 use owo_colors::OwoColorize;
@@ -8,15 +8,18 @@ use std::io::{self, Write};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Columns, in order. The marker column carries `!` on flagged rows so that
-/// nothing depends on colour.
-const HEADERS: [&str; 10] = [
-    "", "PROTO", "ADDRESS", "PORT", "SERVICE", "PID", "PROCESS", "USER", "FINDINGS", "COMMAND",
+/// nothing depends on colour. NETNS shows only when a listed socket is in
+/// another network namespace.
+const HEADERS: [&str; 11] = [
+    "", "PROTO", "ADDRESS", "PORT", "SERVICE", "PID", "PROCESS", "USER", "FINDINGS", "NETNS",
+    "COMMAND",
 ];
-const COMMAND: usize = 9;
+const NETNS: usize = 9;
+const COMMAND: usize = 10;
 /// Columns that may be shortened to fit, most expendable first, with the
 /// narrowest each may become. The command column is fitted last, into what
 /// room is left.
-const SHRINKABLE: [(usize, usize); 4] = [(6, 8), (4, 10), (7, 6), (2, 15)];
+const SHRINKABLE: [(usize, usize); 5] = [(6, 8), (4, 10), (7, 6), (2, 15), (NETNS, 10)];
 /// The command column is shown only when at least this much room is left.
 const MIN_COMMAND: usize = 12;
 
@@ -39,7 +42,7 @@ pub(crate) fn trim(s: &str, width: usize) -> String {
     out
 }
 
-fn row(l: &Listener) -> [String; 10] {
+fn row(l: &Listener) -> [String; 11] {
     let owners = owner_cells(l);
     [
         if l.findings.is_empty() { " " } else { "!" }.to_string(),
@@ -51,20 +54,26 @@ fn row(l: &Listener) -> [String; 10] {
         owners.attributed,
         owners.user,
         findings_cell(l),
+        netns::cell(l),
         owners.command,
     ]
 }
 
 /// Width of a row: the columns plus one space between shown columns.
-fn total(w: &[usize; 10]) -> usize {
+fn total(w: &[usize; 11]) -> usize {
     let shown = w.iter().filter(|&&x| x > 0).count();
     w.iter().sum::<usize>() + shown.saturating_sub(1)
 }
 
 /// Column widths: natural widths, then shrunk until the row fits
 /// `style.width`; the command column takes what room is left, if enough.
-fn widths(rows: &[[String; 10]], style: &Style, show_command: bool) -> [usize; 10] {
-    let mut w = [0usize; 10];
+fn widths(
+    rows: &[[String; 11]],
+    style: &Style,
+    show_command: bool,
+    show_netns: bool,
+) -> [usize; 11] {
+    let mut w = [0usize; 11];
     for (i, h) in HEADERS.iter().enumerate() {
         w[i] = h.width();
     }
@@ -75,6 +84,9 @@ fn widths(rows: &[[String; 10]], style: &Style, show_command: bool) -> [usize; 1
     }
     let natural_command = w[COMMAND];
     w[COMMAND] = 0;
+    if !show_netns {
+        w[NETNS] = 0;
+    }
     let Some(limit) = style.width.filter(|_| !style.wide) else {
         if show_command {
             w[COMMAND] = natural_command;
@@ -99,11 +111,12 @@ fn widths(rows: &[[String; 10]], style: &Style, show_command: bool) -> [usize; 1
 
 /// Writes the table and the summary line.
 pub fn render(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result<()> {
-    let rows: Vec<[String; 10]> = report.listeners.iter().map(row).collect();
+    let rows: Vec<[String; 11]> = report.listeners.iter().map(row).collect();
     // The command column shows in --wide, or when the terminal has room for it.
     let show_command = style.wide || style.width.is_some();
-    let w = widths(&rows, style, show_command);
-    let format_row = |cells: &[String; 10]| -> Vec<String> {
+    let show_netns = report.listeners.iter().any(|l| l.socket.netns.is_some());
+    let w = widths(&rows, style, show_command, show_netns);
+    let format_row = |cells: &[String; 11]| -> Vec<String> {
         cells
             .iter()
             .enumerate()
@@ -119,7 +132,7 @@ pub fn render(report: &Report, style: &Style, out: &mut dyn Write) -> io::Result
             })
             .collect()
     };
-    let headers: [String; 10] = HEADERS.map(str::to_string);
+    let headers: [String; 11] = HEADERS.map(str::to_string);
     let header = format_row(&headers).join(" ");
     let header = header.trim_end();
     if style.color {
