@@ -52,8 +52,16 @@ pub fn render_list_with_netns(
             render::netns::skipped_note(netns_skipped, report.privileged, out)?;
         }
         ListFormat::Json => render::json::render_with_netns(&report, netns_skipped, out)?,
-        ListFormat::Csv => render::csv::render(&report, out)?,
-        ListFormat::Plain => render::plain::render(&report, out)?,
+        // These formats have a fixed shape: the note goes to standard error.
+        ListFormat::Csv | ListFormat::Plain => {
+            if list_format(args) == ListFormat::Csv {
+                render::csv::render(&report, out)?;
+            } else {
+                render::plain::render(&report, out)?;
+            }
+            out.flush()?;
+            render::netns::skipped_note(netns_skipped, report.privileged, &mut std::io::stderr())?;
+        }
     }
     out.flush()?;
     Ok(())

@@ -17,14 +17,24 @@ pub fn run(config: &Config, args: &PortArgs, out: &mut dyn Write) -> Result<Exit
     let options = crate::collect::ScanOptions {
         all_netns: args.all_netns,
     };
-    let report = super::scan_with(&registry, &options)?.report;
+    let scan = super::scan_with(&registry, &options)?;
     explain(
         &registry,
         &args.query,
         args.json,
-        Some(&report.listeners),
+        Some(&scan.report.listeners),
         out,
     )?;
+    // Namespaces --all-netns could not enter: "nothing listening" would
+    // otherwise be a claim about them too. JSON keeps its schema: the note
+    // goes to standard error there.
+    let privileged = scan.report.privileged;
+    if args.json {
+        out.flush()?;
+        render::netns::skipped_note(&scan.netns_skipped, privileged, &mut std::io::stderr())?;
+    } else {
+        render::netns::skipped_note(&scan.netns_skipped, privileged, out)?;
+    }
     Ok(Exit::Ok)
 }
 

@@ -170,12 +170,15 @@ pub fn frame(
     );
     for e in events {
         let line = fit(event_line(e, round.tz));
-        // The marker is the line's first character (ASCII).
-        let (marker, rest) = line.split_at(1);
-        changes.push(format!(
-            "{}{rest}",
-            paint_marker(e.kind, marker, style.color)
-        ));
+        // The marker is the line's first character (ASCII), unless a very
+        // narrow terminal cut the line down to the ellipsis.
+        match line.split_at_checked(1) {
+            Some((marker, rest)) if marker.is_ascii() => changes.push(format!(
+                "{}{rest}",
+                paint_marker(e.kind, marker, style.color)
+            )),
+            _ => changes.push(line),
+        }
     }
 
     // The last line's newline would scroll a full screen by one.
@@ -395,6 +398,27 @@ mod tests {
         let empty = History::new(10);
         let out = text(|b| frame(&report, &empty, &round, &Style::default(), b));
         assert!(out.ends_with("no changes yet\n"), "{out}");
+    }
+
+    #[test]
+    fn frame_survives_terminals_a_few_columns_wide() {
+        let (report, h) = two_rounds();
+        let round = Round {
+            number: 2,
+            time: at(2),
+            interval: Duration::from_secs(2),
+            tz: &TimeZone::UTC,
+            height: None,
+        };
+        for width in 0..=3 {
+            let style = Style {
+                width: Some(width),
+                color: true,
+                ..Style::default()
+            };
+            let out = text(|b| frame(&report, &h, &round, &style, b));
+            assert!(out.contains("latest changes") || out.contains('…'), "{out}");
+        }
     }
 
     #[test]

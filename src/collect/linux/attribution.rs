@@ -324,6 +324,14 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Connects to the unix socket at `path`, waiting at most `timeout`.
+fn connect_unix(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.connect_timeout(&SockAddr::unix(path)?, timeout)?;
+    Ok(UnixStream::from(std::os::fd::OwnedFd::from(socket)))
+}
+
 /// Lists running containers through the Docker Engine API on `socket`
 /// (`GET /containers/json`, HTTP/1.0 so the server closes when done),
 /// giving up after `timeout` in all. `Ok(None)` when there is no socket:
@@ -332,12 +340,14 @@ pub(crate) fn docker_containers(
     socket: &Path,
     timeout: Duration,
 ) -> io::Result<Option<Vec<DockerContainer>>> {
-    let mut stream = match UnixStream::connect(socket) {
+    let deadline = Instant::now() + timeout;
+    // A blocking connect to a unix socket whose accept queue is full waits
+    // for a slot forever (a frozen dockerd): connect with a bounded wait.
+    let mut stream = match connect_unix(socket, timeout) {
         Ok(s) => s,
         Err(e) if matches!(e.kind(), io::ErrorKind::NotFound) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let deadline = Instant::now() + timeout;
     let left = || {
         deadline
             .checked_duration_since(Instant::now())
@@ -802,5 +812,27 @@ mod tests {
             ),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn a_docker_socket_with_a_full_accept_queue_does_not_hang() {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.sock");
+        let server = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        server.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+        server.listen(0).unwrap();
+        // Fill the queue: nobody ever accepts. The kernel admits backlog + 1.
+        let _fillers: Vec<_> = (0..2)
+            .filter_map(|_| {
+                let s = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+                s.set_nonblocking(true).unwrap();
+                s.connect(&SockAddr::unix(&path).unwrap()).ok().map(|()| s)
+            })
+            .collect();
+        let started = Instant::now();
+        let result = docker_containers(&path, Duration::from_millis(200));
+        assert!(started.elapsed() < Duration::from_secs(5), "{result:?}");
+        assert!(result.is_err(), "{result:?}");
     }
 }

@@ -337,7 +337,13 @@ pub(crate) fn read_process(proc_root: &Path, pid: u32, users: &mut UserNames) ->
     let cgroup = std::fs::read(dir.join("cgroup"))
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let proxy_for = attribution::proxy_target(&name, &cmdline);
+    // dockerd runs its port proxy as root; any user can name a program
+    // docker-proxy, so only root's is believed.
+    let proxy_for = if uid == Some(0) {
+        attribution::proxy_target(&name, &cmdline)
+    } else {
+        None
+    };
     Some(Process {
         pid,
         user: uid.and_then(|u| users.name(u)),
