@@ -120,6 +120,7 @@ mod tests {
             sockets: vec![socket(50000), socket(22), socket(1276)],
             privileged: true,
             netns_skipped: Vec::new(),
+            warnings: Vec::new(),
         };
         let report = classify(inv, &reg);
         let ports: Vec<u16> = report.listeners.iter().map(|l| l.socket.port).collect();

@@ -176,6 +176,12 @@ pub struct Inventory {
     /// only the scanner's own namespace was asked for.
     #[serde(default)]
     pub netns_skipped: Vec<NetNsSkipped>,
+    /// What the scan could not do as well as it should, one line each,
+    /// naming the cause (a fallback that loses information, a helper that
+    /// refused). Empty when nothing degraded. Plain text, untrusted: it may
+    /// quote OS errors and paths.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Where a listener can be reached from.

@@ -165,6 +165,24 @@ fn json_reports_each_listener_with_owner_registry_and_findings() {
 
     let summary = &json["summary"];
     assert_eq!(summary["listeners"], listeners(&json).len());
+
+    // Scan warnings: always an array of lines; plain output gives the same
+    // ones on standard error (Docker's state is the only thing that could
+    // differ between the two scans, and it does not change here).
+    let warnings: Vec<&str> = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(warnings.iter().all(|w| !w.is_empty() && !w.contains('\n')));
+    let (_, err, code) = portwarden(&["--format", "plain"]);
+    assert_eq!(code, 0, "{err}");
+    let on_stderr: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("portwarden: warning: "))
+        .collect();
+    assert_eq!(on_stderr, warnings, "{err}");
 }
 
 #[test]

@@ -69,18 +69,19 @@ pub fn scan_at_with(
     named_dir: &Path,
     options: &ScanOptions,
 ) -> Result<(Inventory, Source)> {
-    let (raw, source) = match netlink::listeners() {
-        Ok(raw) => (raw, Source::Netlink),
-        Err(netlink_error) => match procnet::listeners(proc_root) {
-            Ok(raw) => (raw, Source::ProcNet),
-            Err(e) => {
-                return Err(Error::Collect(format!(
-                    "{netlink_error}; fallback to {}/net failed too: {e}",
-                    proc_root.display()
-                )))
-            }
-        },
-    };
+    scan_from(proc_root, named_dir, options, netlink::listeners())
+}
+
+/// [`scan_at_with`] given the netlink dump's outcome (so a test can make
+/// netlink fail).
+fn scan_from(
+    proc_root: &Path,
+    named_dir: &Path,
+    options: &ScanOptions,
+    netlink: std::result::Result<Vec<RawSocket>, impl std::fmt::Display>,
+) -> Result<(Inventory, Source)> {
+    let (raw, source, fallback) = sockets_or_fallback(proc_root, netlink)?;
+    let mut warnings: Vec<String> = fallback.into_iter().collect();
     let mut raw: Vec<(Option<NetNs>, RawSocket)> = raw.into_iter().map(|r| (None, r)).collect();
     let mut netns_skipped = Vec::new();
     if options.all_netns {
@@ -95,25 +96,65 @@ pub fn scan_at_with(
         raw.extend(found.sockets);
         netns_skipped = found.skipped;
     }
-    let sockets = attach_owners(proc_root, raw)?;
+    let sockets = attach_owners(proc_root, raw, &mut warnings)?;
     Ok((
         Inventory {
             sockets,
             privileged: effective_uid() == 0,
             netns_skipped,
+            warnings,
         },
         source,
     ))
+}
+
+/// The socket list: `netlink`'s answer when there is one, else the
+/// `/proc/net` tables under `proc_root`, with a warning that says why and
+/// what the fallback cannot tell.
+fn sockets_or_fallback(
+    proc_root: &Path,
+    netlink: std::result::Result<Vec<RawSocket>, impl std::fmt::Display>,
+) -> Result<(Vec<RawSocket>, Source, Option<String>)> {
+    match netlink {
+        Ok(raw) => Ok((raw, Source::Netlink, None)),
+        Err(netlink_error) => match procnet::listeners(proc_root) {
+            Ok(raw) => Ok((
+                raw,
+                Source::ProcNet,
+                Some(fallback_warning(proc_root, &netlink_error)),
+            )),
+            Err(e) => Err(Error::Collect(format!(
+                "{netlink_error}; fallback to {}/net failed too: {e}",
+                proc_root.display()
+            ))),
+        },
+    }
+}
+
+/// The scan warning for a `/proc/net` fallback after `netlink_error`.
+fn fallback_warning(proc_root: &Path, netlink_error: &impl std::fmt::Display) -> String {
+    format!(
+        "sockets read from {}/net: netlink sock_diag failed ({netlink_error}); \
+         dual-stack sockets show as IPv6 only",
+        proc_root.display()
+    )
 }
 
 /// The scan with the `/proc/net` tables as socket source, netlink unused.
 /// Exposed so the fallback can be exercised and compared on any host.
 pub fn scan_procnet(proc_root: &Path) -> Result<Inventory> {
     let raw = procnet::listeners(proc_root)?;
+    let mut warnings = Vec::new();
+    let sockets = attach_owners(
+        proc_root,
+        raw.into_iter().map(|r| (None, r)).collect(),
+        &mut warnings,
+    )?;
     Ok(Inventory {
-        sockets: attach_owners(proc_root, raw.into_iter().map(|r| (None, r)).collect())?,
+        sockets,
         privileged: effective_uid() == 0,
         netns_skipped: Vec::new(),
+        warnings,
     })
 }
 
@@ -124,9 +165,11 @@ fn effective_uid() -> u32 {
 
 /// Finds every owner of every socket and builds the sorted socket list.
 /// Each socket comes with its network namespace (`None`: our own).
+/// What could not be found out (container names) is added to `warnings`.
 fn attach_owners(
     proc_root: &Path,
     mut raw: Vec<(Option<NetNs>, RawSocket)>,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<Socket>> {
     // A dump interrupted by table changes may repeat a socket. Socket
     // inodes are global, so this holds across namespaces too.
@@ -150,7 +193,10 @@ fn attach_owners(
             .or_insert_with(|| procfs::read_process(proc_root, pid, &mut users));
     }
     let mut found: Vec<&mut Process> = details.values_mut().flatten().collect();
-    attribution::name_docker_containers(&mut found, Path::new(attribution::DOCKER_SOCKET));
+    warnings.extend(attribution::name_docker_containers(
+        &mut found,
+        Path::new(attribution::DOCKER_SOCKET),
+    ));
 
     let mut sockets: Vec<Socket> = raw
         .into_iter()
@@ -198,5 +244,70 @@ mod tests {
         assert!(e.to_string().contains("/nonexistent-proc"), "{e}");
         let e = scan_procnet(Path::new("/nonexistent-proc")).unwrap_err();
         assert!(e.to_string().contains("/nonexistent-proc/net/tcp"), "{e}");
+    }
+
+    #[test]
+    fn no_warning_when_netlink_answers() {
+        let (_, source, warning) =
+            sockets_or_fallback(Path::new("/nonexistent-proc"), Ok::<_, String>(Vec::new()))
+                .unwrap();
+        assert_eq!(source, Source::Netlink);
+        assert_eq!(warning, None);
+    }
+
+    #[test]
+    fn a_failed_fallback_names_both_causes() {
+        let e = sockets_or_fallback(Path::new("/nonexistent-proc"), Err("netlink socket: EPERM"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("netlink socket: EPERM"), "{e}");
+        assert!(
+            e.contains("fallback to /nonexistent-proc/net failed too"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_proc_net_fallback_is_a_warning_naming_the_cause() {
+        let sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let cause = netlink::NetlinkError::Os {
+            call: "socket",
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+        };
+        let (inv, source) = scan_from(
+            Path::new("/proc"),
+            Path::new(netns::NAMED_DIR),
+            &ScanOptions::default(),
+            Err::<Vec<RawSocket>, _>(cause),
+        )
+        .unwrap();
+        assert_eq!(source, Source::ProcNet);
+        // The fallback still finds our listener, with us as its owner.
+        let ours = inv
+            .sockets
+            .iter()
+            .find(|s| s.proto == Proto::Tcp && s.port == port)
+            .unwrap();
+        assert!(ours.processes.iter().any(|p| p.pid == std::process::id()));
+        let eperm = std::io::Error::from_raw_os_error(libc::EPERM);
+        let expected = format!(
+            "sockets read from /proc/net: netlink sock_diag failed (netlink socket: {eperm}); \
+             dual-stack sockets show as IPv6 only"
+        );
+        // Docker naming may add its own line on a host with containers.
+        assert_eq!(inv.warnings.first(), Some(&expected), "{:?}", inv.warnings);
+        // The same scan with netlink working says nothing about netlink.
+        let (inv, source) = scan_at(Path::new("/proc")).unwrap();
+        if source == Source::Netlink {
+            assert!(
+                inv.warnings.iter().all(|w| !w.contains("netlink")),
+                "{:?}",
+                inv.warnings
+            );
+        } else {
+            eprintln!("skipping the netlink half: sock_diag is unavailable here");
+        }
+        drop(sock);
     }
 }

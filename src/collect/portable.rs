@@ -119,6 +119,7 @@ pub fn scan() -> Result<Inventory> {
         sockets,
         privileged,
         netns_skipped: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 

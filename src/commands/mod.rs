@@ -27,14 +27,19 @@ pub struct Scan {
     pub report: Report,
     /// Network namespaces that were asked for but could not be scanned.
     pub netns_skipped: Vec<NetNsSkipped>,
+    /// What the scan could not do as well as it should
+    /// ([`crate::model::Inventory::warnings`]).
+    pub warnings: Vec<String>,
 }
 
 /// [`scan`] as `options` say (e.g. every network namespace).
 pub fn scan_with(registry: &Registry, options: &ScanOptions) -> Result<Scan> {
     let mut inventory = crate::collect::scan_with(options)?;
     let netns_skipped = std::mem::take(&mut inventory.netns_skipped);
+    let warnings = std::mem::take(&mut inventory.warnings);
     Ok(Scan {
         report: classify(inventory, registry),
         netns_skipped,
+        warnings,
     })
 }

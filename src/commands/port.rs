@@ -29,6 +29,8 @@ pub fn run(config: &Config, args: &PortArgs, out: &mut dyn Write) -> Result<Exit
     // otherwise be a claim about them too. JSON keeps its schema: the note
     // goes to standard error there.
     let privileged = scan.report.privileged;
+    out.flush()?;
+    render::warnings::stderr_lines(&scan.warnings, &mut std::io::stderr())?;
     if args.json {
         out.flush()?;
         render::netns::skipped_note(&scan.netns_skipped, privileged, &mut std::io::stderr())?;

@@ -15,6 +15,7 @@ struct Document<'a> {
     listeners: Vec<JsonListener<'a>>,
     summary: Summary,
     netns_skipped: Vec<JsonSkipped<'a>>,
+    warnings: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -114,6 +115,17 @@ pub fn render_with_netns(
     netns_skipped: &[NetNsSkipped],
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    render_with_notes(report, netns_skipped, &[], out)
+}
+
+/// [`render_with_netns`], also carrying the scan's warnings (the
+/// top-level `warnings` array, empty when the scan did not degrade).
+pub fn render_with_notes(
+    report: &Report,
+    netns_skipped: &[NetNsSkipped],
+    warnings: &[String],
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let doc = Document {
         schema_version: SCHEMA_VERSION,
         privileged: report.privileged,
@@ -128,6 +140,7 @@ pub fn render_with_netns(
                 reason: &s.reason,
             })
             .collect(),
+        warnings,
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)

@@ -12,6 +12,7 @@ pub mod plain;
 pub mod port;
 pub mod prometheus;
 pub mod table;
+pub mod warnings;
 pub mod watch;
 
 use crate::model::{Container, Listener, PortStatus, Process};

@@ -417,14 +417,32 @@ pub(crate) fn name_containers<'p>(
 /// Asks the Docker API at `socket` once, only if some process needs it,
 /// and names containers. Names are a nicety: when Docker is absent, not
 /// running, slow, or refuses us (not root nor in group `docker`), they
-/// stay `None` and the scan goes on.
-pub(crate) fn name_docker_containers(processes: &mut [&mut Process], socket: &Path) {
+/// stay `None` and the scan goes on. Returns a scan warning naming the
+/// cause when the socket is there but the API could not be used (no
+/// socket at all means no Docker: nothing to warn about).
+pub(crate) fn name_docker_containers(
+    processes: &mut [&mut Process],
+    socket: &Path,
+) -> Option<String> {
     if !processes.iter().any(|p| needs_docker(p)) {
-        return;
+        return None;
     }
-    if let Ok(Some(containers)) = docker_containers(socket, DOCKER_TIMEOUT) {
-        name_containers(processes.iter_mut().map(|p| &mut **p), &containers);
+    match docker_containers(socket, DOCKER_TIMEOUT) {
+        Ok(Some(containers)) => {
+            name_containers(processes.iter_mut().map(|p| &mut **p), &containers);
+            None
+        }
+        Ok(None) => None,
+        Err(e) => Some(docker_warning(socket, &e)),
     }
+}
+
+/// The scan warning for a Docker API at `socket` that failed with `e`.
+pub(crate) fn docker_warning(socket: &Path, e: &io::Error) -> String {
+    format!(
+        "container names unknown: Docker API at {} failed ({e})",
+        socket.display()
+    )
 }
 
 #[cfg(test)]
@@ -732,7 +750,7 @@ mod tests {
             .unwrap()
             .is_none());
         let mut p = process("docker-proxy", None, Some("172.17.0.2"));
-        name_docker_containers(&mut [&mut p], &missing);
+        assert_eq!(name_docker_containers(&mut [&mut p], &missing), None);
         assert_eq!(p, process("docker-proxy", None, Some("172.17.0.2")));
     }
 
@@ -745,7 +763,7 @@ mod tests {
         server.set_nonblocking(true).unwrap();
         // Nobody needs Docker: the socket is not even connected to.
         let mut plain = process("nginx", None, None);
-        name_docker_containers(&mut [&mut plain], &path);
+        assert_eq!(name_docker_containers(&mut [&mut plain], &path), None);
         assert_eq!(
             server.accept().map(|_| ()).unwrap_err().kind(),
             io::ErrorKind::WouldBlock
@@ -775,7 +793,8 @@ mod tests {
         };
         let mut httpd = process("httpd", Some(own), None);
         let mut proxy = process("docker-proxy", None, Some("172.18.0.5"));
-        name_docker_containers(&mut [&mut httpd, &mut plain, &mut proxy], &path);
+        let warning = name_docker_containers(&mut [&mut httpd, &mut plain, &mut proxy], &path);
+        assert_eq!(warning, None);
         let (server, request) = answer.join().unwrap();
         // Exactly one connection: none is waiting after the first.
         server.set_nonblocking(true).unwrap();
@@ -795,6 +814,38 @@ mod tests {
         let target = proxy.proxy_for.as_ref().and_then(|t| t.container.as_ref());
         assert_eq!(name(target).as_deref(), Some("db"));
         assert_eq!(plain, process("nginx", None, None));
+    }
+
+    #[test]
+    fn a_docker_socket_that_refuses_is_a_warning_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.sock");
+        // A stale socket file: dockerd died without removing it.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let mut p = process("docker-proxy", None, Some("172.17.0.2"));
+        let warning = name_docker_containers(&mut [&mut p], &path).unwrap();
+        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(
+            warning,
+            format!(
+                "container names unknown: Docker API at {} failed ({refused})",
+                path.display()
+            )
+        );
+        assert_eq!(p, process("docker-proxy", None, Some("172.17.0.2")));
+        // Nobody needing Docker: not asked, so nothing to warn about.
+        let mut plain = process("nginx", None, None);
+        assert_eq!(name_docker_containers(&mut [&mut plain], &path), None);
+    }
+
+    #[test]
+    fn docker_warning_text() {
+        let e = io::Error::new(io::ErrorKind::TimedOut, "Docker API timed out");
+        assert_eq!(
+            docker_warning(Path::new("/var/run/docker.sock"), &e),
+            "container names unknown: Docker API at /var/run/docker.sock failed \
+             (Docker API timed out)"
+        );
     }
 
     #[test]
