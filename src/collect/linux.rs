@@ -182,15 +182,20 @@ fn attach_owners(
         .filter(|&i| i != 0)
         .collect();
     let pids = procfs::pids(proc_root).map_err(|e| Error::io(proc_root, e))?;
-    let owners =
-        procfs::find_owners(proc_root, &pids, &wanted).map_err(|e| Error::io(proc_root, e))?;
+    let procfs::Walked {
+        owners,
+        start_times,
+    } = procfs::find_owners(proc_root, &pids, &wanted).map_err(|e| Error::io(proc_root, e))?;
 
     let mut users = procfs::UserNames::default();
     let mut details: HashMap<u32, Option<Process>> = HashMap::new();
     for &pid in owners.values().flatten() {
-        details
-            .entry(pid)
-            .or_insert_with(|| procfs::read_process(proc_root, pid, &mut users));
+        // No start time: the pid exited during the walk, its details are
+        // gone (or another process's).
+        details.entry(pid).or_insert_with(|| {
+            let start = *start_times.get(&pid)?;
+            procfs::read_process(proc_root, pid, start, &mut users)
+        });
     }
     let mut found: Vec<&mut Process> = details.values_mut().flatten().collect();
     warnings.extend(attribution::name_docker_containers(

@@ -21,6 +21,31 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Socket inode -> pids holding it, ascending, without duplicates.
 pub(crate) type Owners = HashMap<u64, Vec<u32>>;
 
+/// Pid -> start time of the process whose fds were walked (field 22 of
+/// `/proc/PID/stat`, clock ticks after boot), for owning pids only.
+pub(crate) type StartTimes = HashMap<u32, u64>;
+
+/// What the fd walk found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Walked {
+    /// Which pids hold each wanted socket.
+    pub owners: Owners,
+    /// The start time of each of those pids, when it could be read: a pid
+    /// missing here exited during the walk.
+    pub start_times: StartTimes,
+}
+
+/// The start time (field 22, `starttime`) in a `/proc/PID/stat` line.
+/// Field 2 is the command name in parentheses, which may itself hold
+/// spaces, parentheses and newlines, so fields are counted after the last
+/// `)`: nothing after it can be one (see `proc_pid_stat(5)`).
+pub(crate) fn stat_start_time(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 1..)?).ok()?;
+    // After `)` come field 3 (state) onwards: field 22 is the 20th.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
 /// Parses a `/proc/PID/fd/N` link target: `socket:[INODE]` -> INODE.
 pub(crate) fn socket_inode(link: &[u8]) -> Option<u64> {
     let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
@@ -153,9 +178,9 @@ pub(crate) fn find_owners(
     proc_root: &Path,
     pids: &[u32],
     wanted: &HashSet<u64>,
-) -> io::Result<Owners> {
+) -> io::Result<Walked> {
     if wanted.is_empty() {
-        return Ok(Owners::new());
+        return Ok(Walked::default());
     }
     let root = CString::new(proc_root.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -189,32 +214,65 @@ pub(crate) fn find_owners(
         }
         Ok(parts)
     })?;
-    let mut owners = Owners::new();
+    let mut walked = Walked::default();
     for part in parts {
-        for (inode, mut found) in part {
-            owners.entry(inode).or_default().append(&mut found);
+        for (inode, mut found) in part.owners {
+            walked.owners.entry(inode).or_default().append(&mut found);
         }
+        walked.start_times.extend(part.start_times);
     }
-    for found in owners.values_mut() {
+    for found in walked.owners.values_mut() {
         found.sort_unstable();
         found.dedup();
     }
-    Ok(owners)
+    Ok(walked)
+}
+
+/// The start time of the process whose fd directory `fd_dir` is. Read
+/// through `fd_dir/..`, which stays that process's directory even if the
+/// pid is reused (it then fails: the process is gone), so the time is
+/// never a successor's.
+fn start_time_of(fd_dir: &OwnedFd, buf: &mut Vec<u8>) -> Option<u64> {
+    use std::io::Read;
+    // SAFETY: the path is NUL-terminated; `fd_dir` is an open directory.
+    let fd = unsafe {
+        libc::openat(
+            fd_dir.as_raw_fd(),
+            c"../stat".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    buf.clear();
+    file.read_to_end(buf).ok()?;
+    stat_start_time(buf)
 }
 
 /// One walker: claims pids from `next` until none are left.
-fn walk(root: &OwnedFd, pids: &[u32], wanted: &HashSet<u64>, next: &AtomicUsize) -> Owners {
+fn walk(root: &OwnedFd, pids: &[u32], wanted: &HashSet<u64>, next: &AtomicUsize) -> Walked {
     let mut owners = Owners::new();
+    let mut start_times = StartTimes::new();
+    let mut stat = Vec::with_capacity(512);
     let mut dents = vec![0u8; 32 * 1024];
     let mut link = [0u8; 64];
     let mut path = Vec::with_capacity(32);
     loop {
         let from = next.fetch_add(CLAIM, Ordering::Relaxed);
         let Some(claimed) = pids.get(from..(from + CLAIM).min(pids.len())) else {
-            return owners;
+            return Walked {
+                owners,
+                start_times,
+            };
         };
         if claimed.is_empty() {
-            return owners;
+            return Walked {
+                owners,
+                start_times,
+            };
         }
         for &pid in claimed {
             path.clear();
@@ -229,12 +287,14 @@ fn walk(root: &OwnedFd, pids: &[u32], wanted: &HashSet<u64>, next: &AtomicUsize)
                 continue;
             };
             // A listing cut short by an error keeps what was read before it.
+            let mut owns = false;
             let _ = read_dir_names(&fd_dir, &mut dents, |name| {
                 let Ok(target) = read_link_at(&fd_dir, name, &mut link) else {
                     return;
                 };
                 if let Some(inode) = socket_inode(target) {
                     if wanted.contains(&inode) {
+                        owns = true;
                         let pids = owners.entry(inode).or_default();
                         // Several fds of one pid may share a socket.
                         if pids.last() != Some(&pid) {
@@ -243,6 +303,12 @@ fn walk(root: &OwnedFd, pids: &[u32], wanted: &HashSet<u64>, next: &AtomicUsize)
                     }
                 }
             });
+            // Only owners: one more read for a few pids, not for all.
+            if owns {
+                if let Some(t) = start_time_of(&fd_dir, &mut stat) {
+                    start_times.insert(pid, t);
+                }
+            }
         }
     }
 }
@@ -308,9 +374,17 @@ fn lookup_user(uid: u32) -> Option<String> {
     }
 }
 
-/// Reads one process's details. `None` when it exited before we got there.
-/// Fields that cannot be read (permission) are left empty, never guessed.
-pub(crate) fn read_process(proc_root: &Path, pid: u32, users: &mut UserNames) -> Option<Process> {
+/// Reads one process's details. `None` when it exited before we got there,
+/// or when `pid` now names another process than the one started at
+/// `start_time` (the pid was reused after the fd walk): no owner is
+/// better than a wrong one. Fields that cannot be read (permission) are
+/// left empty, never guessed.
+pub(crate) fn read_process(
+    proc_root: &Path,
+    pid: u32,
+    start_time: u64,
+    users: &mut UserNames,
+) -> Option<Process> {
     let dir = proc_root.join(pid.to_string());
     let name = match std::fs::read(dir.join("comm")) {
         Ok(mut b) => {
@@ -344,6 +418,12 @@ pub(crate) fn read_process(proc_root: &Path, pid: u32, users: &mut UserNames) ->
     } else {
         None
     };
+    // Checked last: if it still matches, every read above was of the
+    // process that was walked, since a reused pid gets a new start time.
+    let now = std::fs::read(dir.join("stat")).ok()?;
+    if stat_start_time(&now) != Some(start_time) {
+        return None;
+    }
     Some(Process {
         pid,
         user: uid.and_then(|u| users.name(u)),
@@ -433,32 +513,129 @@ mod tests {
             .ino();
         let wanted = HashSet::from([inode]);
         let me = std::process::id();
+        let started = stat_start_time(&std::fs::read("/proc/self/stat").unwrap()).unwrap();
         for pids in [vec![me], vec![me; PARALLEL_MIN_PIDS * 3]] {
-            let owners = find_owners(Path::new("/proc"), &pids, &wanted).unwrap();
+            let walked = find_owners(Path::new("/proc"), &pids, &wanted).unwrap();
             assert_eq!(
-                owners,
-                HashMap::from([(inode, vec![me])]),
+                walked,
+                Walked {
+                    owners: HashMap::from([(inode, vec![me])]),
+                    start_times: HashMap::from([(me, started)]),
+                },
                 "{} pids",
                 pids.len()
             );
         }
-        assert!(find_owners(Path::new("/proc"), &[me], &HashSet::new())
-            .unwrap()
-            .is_empty());
+        assert_eq!(
+            find_owners(Path::new("/proc"), &[me], &HashSet::new()).unwrap(),
+            Walked::default()
+        );
         drop(dup);
     }
 
     #[test]
     fn process_details_and_a_process_that_is_gone() {
         let mut users = UserNames::default();
-        let me = read_process(Path::new("/proc"), std::process::id(), &mut users).unwrap();
+        let started = stat_start_time(&std::fs::read("/proc/self/stat").unwrap()).unwrap();
+        let me = read_process(Path::new("/proc"), std::process::id(), started, &mut users).unwrap();
         let exe = std::env::current_exe().unwrap();
         assert_eq!(me.exe.as_deref(), exe.to_str());
         assert_eq!(me.cmdline.first().map(String::as_str), exe.to_str());
         assert!(!me.name.is_empty() && me.name.len() <= 15, "{me:?}");
         // Above PID_MAX_LIMIT (2^22), so never a live pid: exited mid-scan.
         assert_eq!(
-            read_process(Path::new("/proc"), 999_999_999, &mut users),
+            read_process(Path::new("/proc"), 999_999_999, started, &mut users),
+            None
+        );
+        // Our pid, but a process started at another time: the pid was
+        // reused since the walk, so the details are not ours to give.
+        assert_eq!(
+            read_process(
+                Path::new("/proc"),
+                std::process::id(),
+                started + 1,
+                &mut users
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn stat_start_time_counts_fields_after_the_last_paren() {
+        // Field 22 is 777 in each; comm is whatever the process named itself.
+        let tail =
+            "S 1 2 3 0 -1 4194560 10 0 0 0 1 2 0 0 20 0 1 0 777 5000 100 18446744073709551615";
+        for comm in [
+            "sleep",
+            "a) b (c",
+            "with space",
+            "new\nline",
+            ") 9 9 9 (",
+            "",
+            "))",
+        ] {
+            let stat = format!("4242 ({comm}) {tail}\n");
+            assert_eq!(stat_start_time(stat.as_bytes()), Some(777), "comm {comm:?}");
+        }
+        // Not UTF-8 in comm is fine: only the tail is read as text.
+        let mut raw = b"4242 (\xff\xfe)) ".to_vec();
+        raw.extend_from_slice(tail.as_bytes());
+        assert_eq!(stat_start_time(&raw), Some(777));
+        // Cut short, no parenthesis, or not a number: no start time.
+        assert_eq!(stat_start_time(b"4242 (sleep) S 1 2 3"), None);
+        assert_eq!(stat_start_time(tail.as_bytes()), None);
+        assert_eq!(stat_start_time(b""), None);
+        let bad = format!("1 (x) {}", tail.replace("777", "7x7"));
+        assert_eq!(stat_start_time(bad.as_bytes()), None);
+    }
+
+    /// Spawns `sleep 30` under the program name `name` (a symlink), so its
+    /// comm is `name`.
+    fn sleeper(dir: &Path, name: &str) -> std::process::Child {
+        let link = dir.join(name);
+        let sleep = ["/bin/sleep", "/usr/bin/sleep"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap();
+        std::os::unix::fs::symlink(sleep, &link).unwrap();
+        std::process::Command::new(&link).arg("30").spawn().unwrap()
+    }
+
+    #[test]
+    fn start_times_of_a_hostile_name_and_of_a_process_that_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = sleeper(dir.path(), "a) 1 (c");
+        let pid = child.id();
+        let proc_dir = Path::new("/proc").join(pid.to_string());
+        // The kernel sets comm at exec; wait for it.
+        for _ in 0..200 {
+            if std::fs::read(proc_dir.join("comm")).unwrap() == b"a) 1 (c\n" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(std::fs::read(proc_dir.join("comm")).unwrap(), b"a) 1 (c\n");
+        let ours = stat_start_time(&std::fs::read("/proc/self/stat").unwrap()).unwrap();
+        let path = CString::new(proc_dir.join("fd").as_os_str().as_bytes()).unwrap();
+        let fd_dir = open_dir_at(None, &path).unwrap();
+        let mut buf = Vec::new();
+        let theirs = start_time_of(&fd_dir, &mut buf).unwrap();
+        // Started after us; a parser fooled by the name would read another field.
+        assert!(theirs >= ours, "{theirs} < {ours}");
+        assert_eq!(
+            stat_start_time(&std::fs::read(proc_dir.join("stat")).unwrap()),
+            Some(theirs)
+        );
+        let mut users = UserNames::default();
+        let p = read_process(Path::new("/proc"), pid, theirs, &mut users).unwrap();
+        assert_eq!(p.name, "a) 1 (c");
+        // Once it is gone, its old fd directory gives no start time, even if
+        // the pid were reused: the walk never records a successor's.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(start_time_of(&fd_dir, &mut buf), None);
+        assert_eq!(
+            read_process(Path::new("/proc"), pid, theirs, &mut users),
             None
         );
     }
