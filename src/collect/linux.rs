@@ -95,6 +95,7 @@ fn scan_from(
         let found = netns::scan_all(proc_root, &candidates);
         raw.extend(found.sockets);
         netns_skipped = found.skipped;
+        warnings.extend(found.warnings);
     }
     let sockets = attach_owners(proc_root, raw, &mut warnings)?;
     Ok((

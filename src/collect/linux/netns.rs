@@ -188,21 +188,31 @@ fn is_gone(e: &io::Error) -> bool {
 
 /// Enters the namespace of `fd` (this thread only) and dumps its
 /// listeners; when netlink fails there, reads `/proc/PID/net` of a process
-/// in it instead.
-fn dump_inside(proc_root: &Path, c: &Candidate, fd: &OwnedFd) -> Result<Vec<RawSocket>, String> {
+/// in it instead, with a scan warning saying so.
+fn dump_inside(
+    proc_root: &Path,
+    c: &Candidate,
+    fd: &OwnedFd,
+) -> Result<(Vec<RawSocket>, Option<String>), String> {
     // SAFETY: setns(2) on an open namespace descriptor; it changes only the
     // calling thread, a worker that ends after the scan.
     if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return Err(format!("setns: {}", io::Error::last_os_error()));
     }
     match netlink::listeners() {
-        Ok(raw) => Ok(raw),
+        Ok(raw) => Ok((raw, None)),
         Err(netlink_error) => {
             let Some(pid) = c.netns.pid else {
                 return Err(netlink_error.to_string());
             };
-            procnet::listeners(&proc_root.join(pid.to_string()))
-                .map_err(|e| format!("{netlink_error}; fallback failed too: {e}"))
+            let pid_root = proc_root.join(pid.to_string());
+            let raw = procnet::listeners(&pid_root)
+                .map_err(|e| format!("{netlink_error}; fallback failed too: {e}"))?;
+            let warning = super::fallback_warning(&pid_root, &netlink_error);
+            Ok((
+                raw,
+                Some(format!("network namespace {}: {warning}", c.netns.label())),
+            ))
         }
     }
 }
@@ -214,6 +224,9 @@ pub(crate) struct Found {
     pub sockets: Vec<(Option<NetNs>, RawSocket)>,
     /// Namespaces that could not be scanned.
     pub skipped: Vec<NetNsSkipped>,
+    /// Scan warnings: namespaces listed from `/proc/PID/net` for want of
+    /// netlink there.
+    pub warnings: Vec<String>,
 }
 
 /// Dumps the listeners of every namespace in `candidates`, from one worker
@@ -227,9 +240,12 @@ pub(crate) fn scan_all(proc_root: &Path, candidates: &[Candidate]) -> Found {
         let mut found = Found::default();
         for c in candidates {
             match open(proc_root, c).and_then(|fd| dump_inside(proc_root, c, &fd)) {
-                Ok(raw) => found
-                    .sockets
-                    .extend(raw.into_iter().map(|r| (Some(c.netns.clone()), r))),
+                Ok((raw, warning)) => {
+                    found
+                        .sockets
+                        .extend(raw.into_iter().map(|r| (Some(c.netns.clone()), r)));
+                    found.warnings.extend(warning);
+                }
                 Err(reason) => found.skipped.push(NetNsSkipped {
                     netns: c.netns.clone(),
                     reason,
@@ -248,6 +264,7 @@ pub(crate) fn scan_all(proc_root: &Path, candidates: &[Candidate]) -> Found {
     });
     outcome.unwrap_or_else(|reason| Found {
         sockets: Vec::new(),
+        warnings: Vec::new(),
         skipped: candidates
             .iter()
             .map(|c| NetNsSkipped {
