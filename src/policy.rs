@@ -610,7 +610,7 @@ pub fn starter(report: &Report) -> String {
          # It allows everything that was listening when it was written: prune what\n\
          # should not be there, then run `portwarden check` (exit 0 = nothing\n\
          # unexpected, 1 = something unexpected, 2 = error).\n\
-         # Unknown keys are errors. Reference: the README, section \"Scheduled checks\".\n\
+         # Unknown keys are errors. Reference: the README, section \"The policy file\".\n\
          \n\
          [settings]\n\
          # true: listeners on 127.0.0.0/8 or ::1 never count as unexpected\n\
