@@ -1,6 +1,8 @@
 //! Turns IANA's port registry snapshot (data/iana/*.csv) into static tables in
 //! OUT_DIR/registry_table.rs, included by src/registry/mod.rs, so the binary
-//! needs no file and does no parsing at run time. Bad data fails the build
+//! needs no file and does no parsing at run time. The rows' text goes to one
+//! blob (OUT_DIR/registry_text.txt) and the rows to integer records, so the
+//! tables hold no pointers and the loader relocates nothing in them. Bad data fails the build
 //! with the file, the line and the reason.
 
 use std::fmt::Write as _;
@@ -53,37 +55,20 @@ fn run() -> Result<(), String> {
         out,
         "pub(crate) const SNAPSHOT_NEWEST_DATE: Option<&str> = {newest:?};"
     );
-    out.push_str("pub(crate) static ENTRIES: &[Entry] = &[\n");
-    for row in &rows {
-        out.push_str("Entry{service:");
-        opt_str(&mut out, row.service.as_deref());
-        let _ = write!(out, ",low:{:?},high:{:?},protocol:", row.low, row.high);
-        match row.protocol {
-            None => out.push_str("None"),
-            Some(i) => {
-                let name = ["Tcp", "Udp", "Sctp", "Dccp"]
-                    .get(i)
-                    .copied()
-                    .unwrap_or("Tcp");
-                let _ = write!(out, "Some(Transport::{name})");
-            }
-        }
-        let names = [
-            "description",
-            "assignee",
-            "contact",
-            "registration_date",
-            "modification_date",
-            "reference",
-            "service_code",
-            "unauthorized_use",
-            "notes",
-        ];
-        for (name, value) in names.iter().zip(&row.text) {
-            let _ = write!(out, ",{name}:");
-            opt_str(&mut out, value.as_deref());
-        }
-        out.push_str("},\n");
+    let (text, records) = table::pack(&rows)?;
+    let out_dir = std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?;
+    let text_path = Path::new(&out_dir).join("registry_text.txt");
+    std::fs::write(&text_path, &text).map_err(|e| format!("{}: {e}", text_path.display()))?;
+    out.push_str(
+        "pub(crate) static TEXT: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/registry_text.txt\"));\n",
+    );
+    out.push_str("pub(crate) static RECORDS: &[Record] = &[\n");
+    for r in &records {
+        let _ = writeln!(
+            out,
+            "Record{{bounds:{:?},low:{},high:{},protocol:{},has_ports:{}}},",
+            r.bounds, r.low, r.high, r.protocol, r.has_ports
+        );
     }
     out.push_str("];\n");
 
@@ -105,20 +90,9 @@ fn run() -> Result<(), String> {
         index.items
     );
 
-    let out_dir = std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?;
     let dest = Path::new(&out_dir).join("registry_table.rs");
     std::fs::write(&dest, out).map_err(|e| format!("{}: {e}", dest.display()))?;
     Ok(())
-}
-
-/// Writes `None` or `Some(Cow::Borrowed("..."))`; Debug output of a str is a valid Rust literal.
-fn opt_str(out: &mut String, value: Option<&str>) {
-    match value {
-        None => out.push_str("None"),
-        Some(s) => {
-            let _ = write!(out, "Some(Cow::Borrowed({s:?}))");
-        }
-    }
 }
 
 /// Reads `as_of = YYYY-MM-DD` and `source = ...` from snapshot.meta.

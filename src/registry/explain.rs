@@ -1,7 +1,7 @@
 //! What `portwarden port QUERY` says: pure, over a registry and a list of
 //! listeners. Rendering is in `crate::render::port`.
 
-use super::{Entry, Registry, Transport};
+use super::{EntryRef, Registry, Transport};
 use crate::error::{Error, Result};
 use crate::model::{Listener, PortStatus, RangeClass};
 
@@ -88,7 +88,7 @@ pub struct Explanation<'a> {
     /// Per-port answers for a port or a service query; `None` for a range.
     pub ports: Option<Vec<PortAnswer>>,
     /// The registry rows: covering the port, overlapping the range, or naming the service.
-    pub entries: Vec<&'a Entry>,
+    pub entries: Vec<EntryRef<'a>>,
     /// Listeners on the port(s) right now; `None` when no scan was made.
     pub listeners: Option<Vec<&'a Listener>>,
 }
@@ -159,7 +159,7 @@ pub fn ephemeral_range() -> Option<(u16, u16)> {
 }
 
 fn answer(registry: &Registry, port: u16, ephemeral: Option<(u16, u16)>) -> PortAnswer {
-    let has_specific = |t: Transport| registry.covering(port).any(|e| e.protocol == Some(t));
+    let has_specific = |t: Transport| registry.covering(port).any(|e| e.protocol() == Some(t));
     let protocols = Transport::ALL
         .into_iter()
         .filter(|&t| matches!(t, Transport::Tcp | Transport::Udp) || has_specific(t))
@@ -190,7 +190,7 @@ pub fn explain<'a>(
 ) -> Result<Explanation<'a>> {
     let query = Query::parse(input)?;
     let scanned = listeners.unwrap_or(&[]);
-    let (ports, entries, listening): (Option<Vec<PortAnswer>>, Vec<&Entry>, Vec<&Listener>) =
+    let (ports, entries, listening): (Option<Vec<PortAnswer>>, Vec<EntryRef<'a>>, Vec<&Listener>) =
         match &query {
             Query::Port(p) => (
                 Some(vec![answer(registry, *p, ephemeral)]),
@@ -212,7 +212,7 @@ pub fn explain<'a>(
                 }
                 let mut ports: Vec<u16> = entries
                     .iter()
-                    .filter_map(|e| e.low.zip(e.high))
+                    .filter_map(|e| e.ports())
                     .flat_map(|(l, h)| l..=h)
                     .collect();
                 ports.sort_unstable();

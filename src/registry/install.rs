@@ -91,9 +91,10 @@ pub fn install(from: Option<&str>) -> Result<Installed> {
     write_atomically(&path, text.as_bytes())?;
     let source = format!("{origin} (installed {today})\n");
     write_atomically(&path.with_file_name(SOURCE_FILE), source.as_bytes())?;
+    let entries = registry.entries().len();
     Ok(Installed {
         path,
-        entries: registry.entries().len(),
+        entries,
         origin,
         newest_date: registry.newest_date().map(str::to_string),
     })

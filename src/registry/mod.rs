@@ -1,11 +1,16 @@
 //! IANA's Service Name and Transport Protocol Port Number Registry.
 //!
 //! The snapshot in `data/iana/` is compiled in by `build.rs` as static tables
-//! ([`Registry::embedded`] does no parsing). A newer copy can be installed with
-//! `portwarden registry update` ([`install`]) or given with `--registry FILE`;
-//! [`Registry::resolve`] picks one.
+//! ([`Registry::embedded`] does no parsing): one text blob and pointer-free
+//! integer records (`table::Record`), so the table is read-only data that
+//! costs no relocation at start-up. A loaded file is packed the same way at
+//! run time, and both are read through [`EntryRef`].
 //!
-//! # Status of a row ([`Entry::status`])
+//! A newer copy can be installed with `portwarden registry update`
+//! ([`install`]) or given with `--registry FILE`; [`Registry::resolve`] picks
+//! one.
+//!
+//! # Status of a row ([`EntryRef::status`])
 //!
 //! IANA's CSV has no status column; it is read from the row, in this order:
 //! 1. the Description says the assignment is gone: it contains "de-registered",
@@ -44,8 +49,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 mod generated {
-    use super::{Entry, Transport};
-    use std::borrow::Cow;
+    use super::table::Record;
     include!(concat!(env!("OUT_DIR"), "/registry_table.rs"));
 }
 
@@ -102,36 +106,26 @@ impl fmt::Display for Transport {
     }
 }
 
-/// One row of IANA's registry. Every text field is `None` where IANA has nothing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    /// Service Name.
-    pub service: Option<Cow<'static, str>>,
-    /// First port; `None` for a port-less row (a service name without a port).
-    pub low: Option<u16>,
-    /// Last port; equal to `low` for a single port.
-    pub high: Option<u16>,
-    /// Transport Protocol; `None` means the row covers every protocol.
-    pub protocol: Option<Transport>,
-    /// Description.
-    pub description: Option<Cow<'static, str>>,
-    /// Assignee.
-    pub assignee: Option<Cow<'static, str>>,
-    /// Contact.
-    pub contact: Option<Cow<'static, str>>,
-    /// Registration Date.
-    pub registration_date: Option<Cow<'static, str>>,
-    /// Modification Date.
-    pub modification_date: Option<Cow<'static, str>>,
-    /// Reference.
-    pub reference: Option<Cow<'static, str>>,
-    /// Service Code.
-    pub service_code: Option<Cow<'static, str>>,
-    /// Unauthorized Use Reported.
-    pub unauthorized_use: Option<Cow<'static, str>>,
-    /// Assignment Notes.
-    pub notes: Option<Cow<'static, str>>,
+/// One row of IANA's registry: a view into the registry's text blob and
+/// its pointer-free record, cheap to copy. Every text field is `None` where
+/// IANA has nothing.
+#[derive(Clone, Copy)]
+pub struct EntryRef<'a> {
+    text: &'a str,
+    record: &'a table::Record,
 }
+
+/// Indices of the text fields in [`table::Record::bounds`].
+const SERVICE: usize = 0;
+const DESCRIPTION: usize = 1;
+const ASSIGNEE: usize = 2;
+const CONTACT: usize = 3;
+const REGISTRATION_DATE: usize = 4;
+const MODIFICATION_DATE: usize = 5;
+const REFERENCE: usize = 6;
+const SERVICE_CODE: usize = 7;
+const UNAUTHORIZED_USE: usize = 8;
+const NOTES: usize = 9;
 
 /// Words that say an assignment is gone (see the module docs).
 const GONE_WORDS: [&str; 9] = [
@@ -153,64 +147,183 @@ fn says_gone(text: Option<&str>) -> bool {
     })
 }
 
-impl Entry {
+/// A row's own status from its Service Name, Description and Assignment
+/// Notes (see the module docs for the rule). Never `Dynamic`.
+pub fn row_status(
+    service: Option<&str>,
+    description: Option<&str>,
+    notes: Option<&str>,
+) -> PortStatus {
+    if says_gone(description) {
+        return PortStatus::Deregistered;
+    }
+    if service.is_some() {
+        return PortStatus::Assigned;
+    }
+    let lower = description
+        .unwrap_or("")
+        .trim_start_matches('(')
+        .to_ascii_lowercase();
+    if lower.starts_with("unassigned") || description.is_none() {
+        if says_gone(notes) {
+            PortStatus::Deregistered
+        } else {
+            PortStatus::Unassigned
+        }
+    } else {
+        PortStatus::Reserved
+    }
+}
+
+impl<'a> EntryRef<'a> {
+    fn field(&self, i: usize) -> Option<&'a str> {
+        let start = *self.record.bounds.get(i)? as usize;
+        let end = *self.record.bounds.get(i + 1)? as usize;
+        self.text.get(start..end).filter(|s| !s.is_empty())
+    }
+
+    /// Service Name.
+    pub fn service(&self) -> Option<&'a str> {
+        self.field(SERVICE)
+    }
+
+    /// First port; `None` for a port-less row (a service name without a port).
+    pub fn low(&self) -> Option<u16> {
+        self.record.has_ports.then_some(self.record.low)
+    }
+
+    /// Last port; equal to `low` for a single port.
+    pub fn high(&self) -> Option<u16> {
+        self.record.has_ports.then_some(self.record.high)
+    }
+
+    /// `(low, high)`, or `None` for a port-less row.
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        self.record
+            .has_ports
+            .then_some((self.record.low, self.record.high))
+    }
+
+    /// Transport Protocol; `None` means the row covers every protocol.
+    pub fn protocol(&self) -> Option<Transport> {
+        usize::from(self.record.protocol)
+            .checked_sub(1)
+            .and_then(Transport::from_index)
+    }
+
+    /// Description.
+    pub fn description(&self) -> Option<&'a str> {
+        self.field(DESCRIPTION)
+    }
+
+    /// Assignee.
+    pub fn assignee(&self) -> Option<&'a str> {
+        self.field(ASSIGNEE)
+    }
+
+    /// Contact.
+    pub fn contact(&self) -> Option<&'a str> {
+        self.field(CONTACT)
+    }
+
+    /// Registration Date.
+    pub fn registration_date(&self) -> Option<&'a str> {
+        self.field(REGISTRATION_DATE)
+    }
+
+    /// Modification Date.
+    pub fn modification_date(&self) -> Option<&'a str> {
+        self.field(MODIFICATION_DATE)
+    }
+
+    /// Reference.
+    pub fn reference(&self) -> Option<&'a str> {
+        self.field(REFERENCE)
+    }
+
+    /// Service Code.
+    pub fn service_code(&self) -> Option<&'a str> {
+        self.field(SERVICE_CODE)
+    }
+
+    /// Unauthorized Use Reported.
+    pub fn unauthorized_use(&self) -> Option<&'a str> {
+        self.field(UNAUTHORIZED_USE)
+    }
+
+    /// Assignment Notes.
+    pub fn notes(&self) -> Option<&'a str> {
+        self.field(NOTES)
+    }
+
     /// The row's own status (see the module docs for the rule). Never `Dynamic`.
     pub fn status(&self) -> PortStatus {
-        let description = self.description.as_deref();
-        if says_gone(description) {
-            return PortStatus::Deregistered;
-        }
-        if self.service.is_some() {
-            return PortStatus::Assigned;
-        }
-        let lower = description
-            .unwrap_or("")
-            .trim_start_matches('(')
-            .to_ascii_lowercase();
-        if lower.starts_with("unassigned") || description.is_none() {
-            if says_gone(self.notes.as_deref()) {
-                PortStatus::Deregistered
-            } else {
-                PortStatus::Unassigned
-            }
-        } else {
-            PortStatus::Reserved
-        }
+        row_status(self.service(), self.description(), self.notes())
     }
 
     /// Whether the row covers `port` for `proto`.
     pub fn covers(&self, port: u16, proto: Transport) -> bool {
-        matches!((self.low, self.high), (Some(l), Some(h)) if l <= port && port <= h)
-            && self.protocol.is_none_or(|p| p == proto)
+        self.ports().is_some_and(|(l, h)| l <= port && port <= h)
+            && self.protocol().is_none_or(|p| p == proto)
     }
 
     /// The port column as IANA writes it: "22", "6000-6063", or "" for a port-less row.
     pub fn ports_text(&self) -> String {
-        match (self.low, self.high) {
-            (Some(l), Some(h)) if l == h => l.to_string(),
-            (Some(l), Some(h)) => format!("{l}-{h}"),
-            _ => String::new(),
+        match self.ports() {
+            Some((l, h)) if l == h => l.to_string(),
+            Some((l, h)) => format!("{l}-{h}"),
+            None => String::new(),
         }
     }
 
-    fn from_row(row: table::Row) -> Entry {
-        let [description, assignee, contact, registration_date, modification_date, reference, service_code, unauthorized_use, notes] =
-            row.text.map(|t| t.map(Cow::Owned));
-        Entry {
-            service: row.service.map(Cow::Owned),
-            low: row.low,
-            high: row.high,
-            protocol: row.protocol.and_then(Transport::from_index),
-            description,
-            assignee,
-            contact,
-            registration_date,
-            modification_date,
-            reference,
-            service_code,
-            unauthorized_use,
-            notes,
-        }
+    /// Every text field, Service Name first, then IANA's columns 4-12.
+    fn texts(&self) -> [Option<&'a str>; table::TEXT_FIELDS] {
+        std::array::from_fn(|i| self.field(i))
+    }
+}
+
+/// Rows are equal when every column is: text compared by value, whichever
+/// registry they come from.
+impl PartialEq for EntryRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.ports() == other.ports()
+            && self.record.protocol == other.record.protocol
+            && self.texts() == other.texts()
+    }
+}
+
+impl Eq for EntryRef<'_> {}
+
+impl std::hash::Hash for EntryRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (
+            self.service(),
+            self.ports(),
+            self.record.protocol,
+            self.description(),
+            self.notes(),
+        )
+            .hash(state);
+    }
+}
+
+impl fmt::Debug for EntryRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("service", &self.service())
+            .field("low", &self.low())
+            .field("high", &self.high())
+            .field("protocol", &self.protocol())
+            .field("description", &self.description())
+            .field("assignee", &self.assignee())
+            .field("contact", &self.contact())
+            .field("registration_date", &self.registration_date())
+            .field("modification_date", &self.modification_date())
+            .field("reference", &self.reference())
+            .field("service_code", &self.service_code())
+            .field("unauthorized_use", &self.unauthorized_use())
+            .field("notes", &self.notes())
+            .finish()
     }
 }
 
@@ -254,7 +367,10 @@ pub struct Source {
 /// The IANA registry in use: the embedded static table or a loaded copy.
 #[derive(Clone, Debug)]
 pub struct Registry {
-    entries: Cow<'static, [Entry]>,
+    /// Every row's text, concatenated (see [`table::pack`]).
+    text: Cow<'static, str>,
+    /// One record per row, in file order, pointing into `text` by offset.
+    records: Cow<'static, [table::Record]>,
     seg_starts: Cow<'static, [u16]>,
     seg_spans: Cow<'static, [(u32, u32)]>,
     seg_items: Cow<'static, [u32]>,
@@ -268,7 +384,7 @@ pub struct Lookup<'a> {
     /// The port's standing (see the module docs).
     pub status: PortStatus,
     /// Every row covering the port for the protocol, in registry order.
-    pub entries: Vec<&'a Entry>,
+    pub entries: Vec<EntryRef<'a>>,
 }
 
 impl Lookup<'_> {
@@ -278,7 +394,7 @@ impl Lookup<'_> {
         let mut services: Vec<String> = Vec::new();
         for e in &self.entries {
             if e.status() == PortStatus::Assigned {
-                if let Some(s) = e.service.as_deref() {
+                if let Some(s) = e.service() {
                     if !services.iter().any(|known| known == s) {
                         services.push(s.to_string());
                     }
@@ -290,7 +406,7 @@ impl Lookup<'_> {
             .iter()
             .find(|e| e.status() == self.status)
             .or(self.entries.first())
-            .and_then(|e| e.description.as_deref())
+            .and_then(|e| e.description())
             .map(str::to_string);
         RegistryInfo {
             status: self.status,
@@ -327,7 +443,8 @@ impl Registry {
     /// The snapshot compiled into the binary. No parsing: static tables.
     pub fn embedded() -> Registry {
         Registry {
-            entries: Cow::Borrowed(generated::ENTRIES),
+            text: Cow::Borrowed(generated::TEXT),
+            records: Cow::Borrowed(generated::RECORDS),
             seg_starts: Cow::Borrowed(generated::SEG_STARTS),
             seg_spans: Cow::Borrowed(generated::SEG_SPANS),
             seg_items: Cow::Borrowed(generated::SEG_ITEMS),
@@ -361,9 +478,13 @@ impl Registry {
             origin: origin.to_string(),
             message,
         })?;
-        let entries: Vec<Entry> = rows.into_iter().map(Entry::from_row).collect();
+        let (text, records) = table::pack(&rows).map_err(|message| Error::RegistryInvalid {
+            origin: origin.to_string(),
+            message,
+        })?;
         Ok(Registry {
-            entries: Cow::Owned(entries),
+            text: Cow::Owned(text),
+            records: Cow::Owned(records),
             seg_starts: Cow::Owned(index.starts),
             seg_spans: Cow::Owned(index.spans),
             seg_items: Cow::Owned(index.items),
@@ -411,8 +532,15 @@ impl Registry {
     }
 
     /// Every row, in file order.
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = EntryRef<'_>> + Clone + '_ {
+        self.records.iter().map(|record| self.entry(record))
+    }
+
+    fn entry<'a>(&'a self, record: &'a table::Record) -> EntryRef<'a> {
+        EntryRef {
+            text: &self.text,
+            record,
+        }
     }
 
     /// Where this registry comes from.
@@ -426,17 +554,18 @@ impl Registry {
     }
 
     /// The rows covering `port` for any protocol.
-    fn covering(&self, port: u16) -> impl Iterator<Item = &Entry> {
+    fn covering(&self, port: u16) -> impl Iterator<Item = EntryRef<'_>> {
         table::covering(&self.seg_starts, &self.seg_spans, &self.seg_items, port)
             .iter()
-            .filter_map(|&i| self.entries.get(i as usize))
+            .filter_map(|&i| self.records.get(i as usize))
+            .map(|record| self.entry(record))
     }
 
     /// The registry's answer for one port and protocol (see the module docs).
     pub fn lookup(&self, port: u16, proto: Transport) -> Lookup<'_> {
-        let entries: Vec<&Entry> = self
+        let entries: Vec<EntryRef<'_>> = self
             .covering(port)
-            .filter(|e| e.protocol.is_none_or(|p| p == proto))
+            .filter(|e| e.protocol().is_none_or(|p| p == proto))
             .collect();
         let has = |s: PortStatus| entries.iter().any(|e| e.status() == s);
         let status = if has(PortStatus::Assigned) {
@@ -454,35 +583,29 @@ impl Registry {
     }
 
     /// Every row naming this service, compared case-insensitively.
-    pub fn by_service(&self, name: &str) -> Vec<&Entry> {
+    pub fn by_service(&self, name: &str) -> Vec<EntryRef<'_>> {
         let name = name.trim();
-        self.entries
-            .iter()
-            .filter(|e| {
-                e.service
-                    .as_deref()
-                    .is_some_and(|s| s.eq_ignore_ascii_case(name))
-            })
+        self.entries()
+            .filter(|e| e.service().is_some_and(|s| s.eq_ignore_ascii_case(name)))
             .collect()
     }
 
     /// Every row with a port inside `low..=high` (overlapping it), in registry order.
-    pub fn in_range(&self, low: u16, high: u16) -> Vec<&Entry> {
-        self.entries
-            .iter()
-            .filter(|e| matches!((e.low, e.high), (Some(l), Some(h)) if l <= high && low <= h))
+    pub fn in_range(&self, low: u16, high: u16) -> Vec<EntryRef<'_>> {
+        self.entries()
+            .filter(|e| e.ports().is_some_and(|(l, h)| l <= high && low <= h))
             .collect()
     }
 
     /// Row counts.
     pub fn counts(&self) -> Counts {
         let mut c = Counts {
-            entries: self.entries.len(),
+            entries: self.records.len(),
             ..Counts::default()
         };
         let mut names = std::collections::BTreeSet::new();
-        for e in self.entries.iter() {
-            match (e.low, e.protocol) {
+        for e in self.entries() {
+            match (e.low(), e.protocol()) {
                 (None, _) => c.portless += 1,
                 (Some(_), None) => c.all_protocols += 1,
                 (Some(_), Some(Transport::Tcp)) => c.tcp += 1,
@@ -490,10 +613,10 @@ impl Registry {
                 (Some(_), Some(Transport::Sctp)) => c.sctp += 1,
                 (Some(_), Some(Transport::Dccp)) => c.dccp += 1,
             }
-            if e.low != e.high {
+            if e.low() != e.high() {
                 c.ranges += 1;
             }
-            if let Some(s) = &e.service {
+            if let Some(s) = e.service() {
                 names.insert(s.to_ascii_lowercase());
             }
         }
@@ -507,7 +630,7 @@ impl Registry {
     pub fn validate_for_install(&self, origin: &str) -> Result<()> {
         const MIN_ROWS: usize = 5_000;
         const MAX_ROWS: usize = 200_000;
-        let n = self.entries.len();
+        let n = self.records.len();
         let invalid = |message: String| Error::RegistryInvalid {
             origin: origin.to_string(),
             message,
@@ -521,13 +644,12 @@ impl Registry {
             return Err(invalid(format!("{n} rows, more than {MAX_ROWS}")));
         }
         let mut seen = std::collections::HashSet::with_capacity(n);
-        let duplicates = self.entries.iter().filter(|e| !seen.insert(*e)).count();
+        let duplicates = self.entries().filter(|e| !seen.insert(*e)).count();
         if duplicates * 100 > n {
             return Err(invalid(format!("{duplicates} of {n} rows are duplicates")));
         }
         let assigned = self
-            .entries
-            .iter()
+            .entries()
             .filter(|e| e.status() == PortStatus::Assigned)
             .count();
         if assigned * 2 < n {
@@ -536,20 +658,6 @@ impl Registry {
             )));
         }
         Ok(())
-    }
-}
-
-impl std::hash::Hash for Entry {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (
-            &self.service,
-            self.low,
-            self.high,
-            self.protocol,
-            &self.description,
-            &self.notes,
-        )
-            .hash(state);
     }
 }
 

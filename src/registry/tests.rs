@@ -22,8 +22,8 @@ fn parses_iana_layout_with_bom_quotes_newlines_ranges_and_portless_rows() {
     let r = fixture();
     assert_eq!(r.entries().len(), 15);
     let web = &r.by_service("web")[0];
-    assert_eq!(web.description.as_deref(), Some("A \"quoted\" word"));
-    let note = web.notes.as_deref().unwrap();
+    assert_eq!(web.description(), Some("A \"quoted\" word"));
+    let note = web.notes().unwrap();
     assert!(note.starts_with("First line of a note"), "{note:?}");
     assert!(
         note.ends_with("second line, after an embedded newline"),
@@ -31,17 +31,17 @@ fn parses_iana_layout_with_bom_quotes_newlines_ranges_and_portless_rows() {
     );
     let echo = &r.by_service("demo-echo");
     assert_eq!(echo.len(), 2);
-    assert_eq!(echo[0].description.as_deref(), Some("Echo, with a comma"));
-    assert_eq!(echo[0].registration_date.as_deref(), Some("2001-02-03"));
+    assert_eq!(echo[0].description(), Some("Echo, with a comma"));
+    assert_eq!(echo[0].registration_date(), Some("2001-02-03"));
     let portless = &r.by_service("portless-svc")[0];
     assert_eq!(
-        (portless.low, portless.high, portless.protocol),
+        (portless.low(), portless.high(), portless.protocol()),
         (None, None, None)
     );
-    assert_eq!(portless.reference.as_deref(), Some("[RFC6335]"));
+    assert_eq!(portless.reference(), Some("[RFC6335]"));
     let range = &r.by_service("x-range")[0];
     assert_eq!(
-        (range.low, range.high, range.protocol),
+        (range.low(), range.high(), range.protocol()),
         (Some(6000), Some(6063), None)
     );
     assert_eq!(range.ports_text(), "6000-6063");
@@ -107,18 +107,11 @@ fn row_status_rule() {
     assert_eq!(status(2369, Transport::Udp), [PortStatus::Deregistered]);
     assert_eq!(status(3403, Transport::Dccp), [PortStatus::Deregistered]);
     assert_eq!(status(5500, Transport::Tcp), [PortStatus::Unassigned]);
-    let named_gone = Entry {
-        service: Some(Cow::Borrowed("sua")),
-        description: Some(Cow::Borrowed("De-Registered")),
-        ..r.entries()[1].clone()
-    };
-    assert_eq!(named_gone.status(), PortStatus::Deregistered);
-    let private = Entry {
-        service: None,
-        description: Some(Cow::Borrowed("any private mail system")),
-        ..r.entries()[1].clone()
-    };
-    assert_eq!(private.status(), PortStatus::Reserved);
+    let notes = r.entries().nth(1).and_then(|e| e.notes());
+    let named_gone = row_status(Some("sua"), Some("De-Registered"), notes);
+    assert_eq!(named_gone, PortStatus::Deregistered);
+    let private = row_status(None, Some("any private mail system"), notes);
+    assert_eq!(private, PortStatus::Reserved);
 }
 
 #[test]
@@ -191,17 +184,16 @@ fn embedded_index_matches_brute_force() {
         .chain([0, 22, 1023, 6003, 49151, 49152, 65535])
     {
         for proto in Transport::ALL {
-            let got: Vec<*const Entry> = r
+            let got: Vec<*const table::Record> = r
                 .lookup(port, proto)
                 .entries
                 .into_iter()
-                .map(|e| e as *const _)
+                .map(|e| e.record as *const _)
                 .collect();
-            let want: Vec<*const Entry> = r
+            let want: Vec<*const table::Record> = r
                 .entries()
-                .iter()
                 .filter(|e| e.covers(port, proto))
-                .map(|e| e as *const _)
+                .map(|e| e.record as *const _)
                 .collect();
             assert_eq!(got, want, "{port}/{proto}");
         }
@@ -221,31 +213,27 @@ fn embedded_golden_facts() {
     assert!(smsd
         .entries
         .iter()
-        .any(|e| e.service.as_deref() == Some("smsd")
-            && e.assignee.as_deref() == Some("[Wayne_Barlow]")));
+        .any(|e| e.service() == Some("smsd") && e.assignee() == Some("[Wayne_Barlow]")));
     for proto in [Transport::Tcp, Transport::Udp] {
         let l = r.lookup(1276, proto);
         assert_eq!(l.status, PortStatus::Reserved);
         assert!(l
             .entries
             .iter()
-            .any(|e| e.notes.as_deref() == Some("This entry has been removed on 2014-05-23.")));
+            .any(|e| e.notes() == Some("This entry has been removed on 2014-05-23.")));
     }
     assert_eq!(r.lookup(1596, Transport::Tcp).info().services, ["radio-sm"]);
     assert_eq!(r.lookup(1596, Transport::Udp).info().services, ["radio-bc"]);
     let x11 = r.lookup(6003, Transport::Tcp);
-    assert!(x11
-        .entries
-        .iter()
-        .any(|e| e.service.as_deref() == Some("x11")
-            && (e.low, e.high) == (Some(6000), Some(6063))
-            && e.unauthorized_use.as_deref() == Some("Known Unauthorized Use on port 6003")));
+    assert!(x11.entries.iter().any(|e| e.service() == Some("x11")
+        && (e.low(), e.high()) == (Some(6000), Some(6063))
+        && e.unauthorized_use() == Some("Known Unauthorized Use on port 6003")));
     let r230 = r.lookup(230, Transport::Udp);
     assert_eq!(r230.status, PortStatus::Reserved);
     assert!(r230
         .entries
         .iter()
-        .any(|e| (e.low, e.high) == (Some(225), Some(241))));
+        .any(|e| (e.low(), e.high()) == (Some(225), Some(241))));
     assert_eq!(r.lookup(50000, Transport::Tcp).status, PortStatus::Dynamic);
     assert!(r.validate_for_install("embedded").is_ok());
 }
@@ -254,7 +242,11 @@ fn embedded_golden_facts() {
 fn embedded_equals_parsed_snapshot() {
     let text = include_str!("../../data/iana/service-names-port-numbers.csv");
     let parsed = Registry::from_csv(text, "snapshot").unwrap();
-    assert_eq!(parsed.entries(), Registry::embedded().entries());
+    let embedded = Registry::embedded();
+    assert!(parsed.entries().eq(embedded.entries()));
+    // Both paths pack the rows the same way: the same blob and records.
+    assert_eq!(parsed.text, embedded.text);
+    assert_eq!(parsed.records, embedded.records);
 }
 
 #[test]
@@ -350,4 +342,54 @@ fn heavily_overlapping_ranges_are_refused_not_indexed() {
         err.contains("big.csv") && err.contains("overlapping"),
         "{err}"
     );
+}
+
+#[test]
+fn pack_round_trips_every_field_and_shares_identical_text() {
+    let rows = table::parse(FIXTURE).unwrap();
+    let (text, records) = table::pack(&rows).unwrap();
+    assert_eq!(records.len(), rows.len());
+    let r = fixture();
+    for (row, e) in rows.iter().zip(r.entries()) {
+        let fields = [
+            e.description(),
+            e.assignee(),
+            e.contact(),
+            e.registration_date(),
+            e.modification_date(),
+            e.reference(),
+            e.service_code(),
+            e.unauthorized_use(),
+            e.notes(),
+        ];
+        assert_eq!(e.service(), row.service.as_deref(), "line {}", row.line);
+        assert_eq!(fields, row.text.each_ref().map(|t| t.as_deref()));
+        assert_eq!((e.low(), e.high()), (row.low, row.high));
+        assert_eq!(
+            e.protocol(),
+            row.protocol.and_then(|i| Transport::ALL.get(i).copied())
+        );
+    }
+    // demo-echo is listed for TCP and UDP with the same text: stored once.
+    let echo = r.by_service("demo-echo");
+    assert_eq!(echo[0].record.bounds, echo[1].record.bounds);
+    let total: usize = rows
+        .iter()
+        .flat_map(|row| std::iter::once(&row.service).chain(&row.text))
+        .map(|t| t.as_deref().map_or(0, str::len))
+        .sum();
+    assert!(text.len() < total, "{} >= {total}", text.len());
+}
+
+#[test]
+fn embedded_tables_hold_the_whole_snapshot() {
+    let r = Registry::embedded();
+    // Every field is a valid slice of the blob, and the blob holds nothing else.
+    let end = r.records.iter().map(|rec| rec.bounds[table::TEXT_FIELDS]);
+    assert_eq!(end.max().map(|e| e as usize), Some(r.text.len()));
+    assert!(r.records.iter().all(|rec| rec
+        .bounds
+        .windows(2)
+        .all(|w| w[0] <= w[1] && r.text.is_char_boundary(w[1] as usize))));
+    assert_eq!(r.entries().len(), r.counts().entries);
 }

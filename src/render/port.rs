@@ -30,10 +30,9 @@
 //! ```
 
 use crate::model::{Listener, RangeClass};
-use crate::registry::{Entry, Explanation, PortAnswer, Query};
+use crate::registry::{EntryRef, Explanation, PortAnswer, Query};
 use crate::sanitize::sanitize;
 use serde_json::{json, Value};
-use std::borrow::Cow;
 use std::io::{self, Write};
 
 /// Version of the JSON object; bumped only on incompatible changes.
@@ -86,22 +85,22 @@ fn port_json(p: &PortAnswer) -> Value {
 }
 
 /// One registry row as JSON (null where IANA has nothing).
-pub fn entry_json(e: &Entry) -> Value {
+pub fn entry_json(e: &EntryRef<'_>) -> Value {
     json!({
-        "protocol": e.protocol,
-        "low": e.low,
-        "high": e.high,
+        "protocol": e.protocol(),
+        "low": e.low(),
+        "high": e.high(),
         "status": e.status(),
-        "service": e.service,
-        "description": e.description,
-        "assignee": e.assignee,
-        "contact": e.contact,
-        "registration_date": e.registration_date,
-        "modification_date": e.modification_date,
-        "reference": e.reference,
-        "service_code": e.service_code,
-        "unauthorized_use": e.unauthorized_use,
-        "notes": e.notes,
+        "service": e.service(),
+        "description": e.description(),
+        "assignee": e.assignee(),
+        "contact": e.contact(),
+        "registration_date": e.registration_date(),
+        "modification_date": e.modification_date(),
+        "reference": e.reference(),
+        "service_code": e.service_code(),
+        "unauthorized_use": e.unauthorized_use(),
+        "notes": e.notes(),
     })
 }
 
@@ -164,29 +163,29 @@ fn write_port_block(
     Ok(())
 }
 
-fn protocol_text(e: &Entry) -> &'static str {
-    e.protocol.map_or("all protocols", |p| p.as_str())
+fn protocol_text(e: &EntryRef<'_>) -> &'static str {
+    e.protocol().map_or("all protocols", |p| p.as_str())
 }
 
-fn write_entry_detail(out: &mut dyn Write, e: &Entry) -> io::Result<()> {
+fn write_entry_detail(out: &mut dyn Write, e: &EntryRef<'_>) -> io::Result<()> {
     let ports = e.ports_text();
-    let head = match (e.service.as_deref(), ports.is_empty()) {
+    let head = match (e.service(), ports.is_empty()) {
         (Some(s), false) => format!("{} {}/{}", sanitize(s), ports, protocol_text(e)),
         (Some(s), true) => format!("{} (no port), {}", sanitize(s), protocol_text(e)),
         (None, _) => format!("{}/{}", ports, protocol_text(e)),
     };
     let head = head.replace("/all protocols", ", all protocols");
     writeln!(out, "  {head} [{}]", e.status().as_str())?;
-    let fields: [(&str, &Option<Cow<'static, str>>); 9] = [
-        ("description", &e.description),
-        ("assignee", &e.assignee),
-        ("contact", &e.contact),
-        ("registered", &e.registration_date),
-        ("modified", &e.modification_date),
-        ("reference", &e.reference),
-        ("service code", &e.service_code),
-        ("unauthorized use reported", &e.unauthorized_use),
-        ("note", &e.notes),
+    let fields: [(&str, Option<&str>); 9] = [
+        ("description", e.description()),
+        ("assignee", e.assignee()),
+        ("contact", e.contact()),
+        ("registered", e.registration_date()),
+        ("modified", e.modification_date()),
+        ("reference", e.reference()),
+        ("service code", e.service_code()),
+        ("unauthorized use reported", e.unauthorized_use()),
+        ("note", e.notes()),
     ];
     for (label, value) in fields {
         if let Some(v) = value {
@@ -202,19 +201,15 @@ fn write_entry_detail(out: &mut dyn Write, e: &Entry) -> io::Result<()> {
     Ok(())
 }
 
-fn write_entry_line(out: &mut dyn Write, e: &Entry, width: usize) -> io::Result<()> {
-    let description = e
-        .description
-        .as_deref()
-        .and_then(|d| d.lines().next())
-        .unwrap_or("");
+fn write_entry_line(out: &mut dyn Write, e: &EntryRef<'_>, width: usize) -> io::Result<()> {
+    let description = e.description().and_then(|d| d.lines().next()).unwrap_or("");
     writeln!(
         out,
         "  {:<width$}  {:<5} {:<12}  {:<16}  {}",
         e.ports_text(),
-        e.protocol.map_or("all", |p| p.as_str()),
+        e.protocol().map_or("all", |p| p.as_str()),
         e.status().as_str(),
-        sanitize(e.service.as_deref().unwrap_or("-")),
+        sanitize(e.service().unwrap_or("-")),
         sanitize(description.trim()),
     )
 }
