@@ -60,20 +60,27 @@ fn find<'a>(json: &'a Value, proto: &str, port: u16) -> &'a Value {
         .unwrap_or_else(|| panic!("{proto}/{port} not listed"))
 }
 
-fn ports_listed(args: &[&str], ours: &[(Proto, u16)]) -> Vec<(Proto, u16)> {
+/// Which of the fixture's listeners `portwarden --json ARGS` lists, matched
+/// by protocol, address and port (other tests run in parallel and may hold
+/// the same port number on another address).
+fn ports_listed(args: &[&str], fx: &Fixture) -> Vec<(Proto, u16)> {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     let (out, err, code) = portwarden(&all);
     assert_eq!(code, 0, "{err}");
     let json: Value = serde_json::from_str(&out).unwrap();
-    ours.iter()
-        .copied()
-        .filter(|(proto, port)| {
-            listeners(&json)
-                .iter()
-                .any(|l| l["protocol"] == proto.as_str() && l["port"] == *port)
+    let mut found: Vec<(Proto, u16)> = fx
+        .keys()
+        .into_iter()
+        .filter(|(proto, address, port)| {
+            listeners(&json).iter().any(|l| {
+                l["protocol"] == proto.as_str() && l["address"] == *address && l["port"] == *port
+            })
         })
-        .collect()
+        .map(|(proto, _, port)| (proto, port))
+        .collect();
+    found.sort();
+    found
 }
 
 struct Fixture {
@@ -98,16 +105,26 @@ impl Fixture {
         }
     }
 
-    fn ours(&self) -> Vec<(Proto, u16)> {
+    /// The fixture's listeners: protocol, address, port.
+    fn keys(&self) -> Vec<(Proto, &'static str, u16)> {
         let mut v = vec![
-            (Proto::Tcp, self.assigned.1),
-            (Proto::Tcp, self.unassigned.1),
-            (Proto::Udp, self.udp.1),
-            (Proto::Tcp, self.child.port),
+            (Proto::Tcp, "127.0.0.1", self.assigned.1),
+            (Proto::Tcp, "0.0.0.0", self.unassigned.1),
+            (Proto::Udp, "127.0.0.1", self.udp.1),
+            (Proto::Tcp, "127.0.0.1", self.child.port),
         ];
         if let Some((_, p)) = &self.reserved {
-            v.push((Proto::Tcp, *p));
+            v.push((Proto::Tcp, "::1", *p));
         }
+        v
+    }
+
+    fn ours(&self) -> Vec<(Proto, u16)> {
+        let mut v: Vec<(Proto, u16)> = self
+            .keys()
+            .into_iter()
+            .map(|(p, _, port)| (p, port))
+            .collect();
         v.sort();
         v
     }
@@ -263,32 +280,29 @@ fn every_filter_selects_what_it_should() {
         .copied()
         .filter(|(p, _)| *p == Proto::Tcp)
         .collect();
-    assert_eq!(ports_listed(&[], &ours), ours);
-    assert_eq!(ports_listed(&["--tcp"], &ours), tcp);
-    assert_eq!(
-        ports_listed(&["--udp"], &ours),
-        vec![(Proto::Udp, fx.udp.1)]
-    );
+    assert_eq!(ports_listed(&[], &fx), ours);
+    assert_eq!(ports_listed(&["--tcp"], &fx), tcp);
+    assert_eq!(ports_listed(&["--udp"], &fx), vec![(Proto::Udp, fx.udp.1)]);
     let v4: Vec<_> = ours
         .iter()
         .copied()
-        .filter(|(_, p)| Some(*p) != fx.reserved.as_ref().map(|r| r.1))
+        .filter(|k| Some(*k) != fx.reserved.as_ref().map(|r| (Proto::Tcp, r.1)))
         .collect();
-    assert_eq!(ports_listed(&["-4"], &ours), v4);
+    assert_eq!(ports_listed(&["-4"], &fx), v4);
     let v6: Vec<_> = fx.reserved.iter().map(|r| (Proto::Tcp, r.1)).collect();
-    assert_eq!(ports_listed(&["-6"], &ours), v6);
+    assert_eq!(ports_listed(&["-6"], &fx), v6);
     let port_arg = format!("{},{}", fx.assigned.1, fx.udp.1);
     assert_eq!(
-        ports_listed(&["--port", &port_arg], &ours),
+        ports_listed(&["--port", &port_arg], &fx),
         all(&[(Proto::Tcp, fx.assigned.1), (Proto::Udp, fx.udp.1)])
     );
     let child_pid = fx.child.pid.to_string();
     assert_eq!(
-        ports_listed(&["--pid", &child_pid], &ours),
+        ports_listed(&["--pid", &child_pid], &fx),
         vec![(Proto::Tcp, fx.child.port)]
     );
     assert_eq!(
-        ports_listed(&["--process", "sleep"], &ours),
+        ports_listed(&["--process", "sleep"], &fx),
         vec![(Proto::Tcp, fx.child.port)]
     );
     let (whoami, _, _) = portwarden(&["--json", "--pid", &std::process::id().to_string()]);
@@ -297,8 +311,8 @@ fn every_filter_selects_what_it_should() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(ports_listed(&["--user", &user], &ours), ours);
-    assert!(ports_listed(&["--user", "no-such-user-here"], &ours).is_empty());
+    assert_eq!(ports_listed(&["--user", &user], &fx), ours);
+    assert!(ports_listed(&["--user", "no-such-user-here"], &fx).is_empty());
     let mut flagged = vec![(Proto::Tcp, fx.unassigned.1)];
     flagged.extend(fx.reserved.iter().map(|r| (Proto::Tcp, r.1)));
     // Ephemeral ports can land on any status: ask the registry.
@@ -309,18 +323,18 @@ fn every_filter_selects_what_it_should() {
             flagged.push((proto, port));
         }
     }
-    assert_eq!(ports_listed(&["--flagged"], &ours), all(&flagged));
+    assert_eq!(ports_listed(&["--flagged"], &fx), all(&flagged));
     assert_eq!(
-        ports_listed(&["--exposed"], &ours),
+        ports_listed(&["--exposed"], &fx),
         vec![(Proto::Tcp, fx.unassigned.1)]
     );
     // Filters combine.
     assert_eq!(
-        ports_listed(&["--exposed", "--udp"], &ours),
+        ports_listed(&["--exposed", "--udp"], &fx),
         Vec::<(Proto, u16)>::new()
     );
     assert_eq!(
-        ports_listed(&["--tcp", "--flagged", "-4"], &ours),
+        ports_listed(&["--tcp", "--flagged", "-4"], &fx),
         all(
             &flagged
                 .iter()
