@@ -18,62 +18,23 @@ pub fn run(config: &Config, args: &ListArgs, out: &mut dyn Write) -> Result<Exit
         all_netns: args.all_netns,
     };
     let scan = super::scan_with(&registry, &options)?;
-    render_list_with_notes(
+    render_list(
         config,
         args,
         scan.report,
         &scan.netns_skipped,
         &scan.warnings,
         out,
+        &mut std::io::stderr(),
     )?;
     Ok(Exit::Ok)
 }
 
-/// Filters `report` and renders it: the pure half of [`run`].
+/// Filters `report` and renders it, the pure half of [`run`]: the network
+/// namespaces not scanned and the scan's warnings go after the table, into
+/// the JSON document, or to `err` beside CSV and plain output (whose
+/// standard output has a fixed shape).
 pub fn render_list(
-    config: &Config,
-    args: &ListArgs,
-    report: Report,
-    out: &mut dyn Write,
-) -> Result<()> {
-    render_list_with_netns(config, args, report, &[], out)
-}
-
-/// [`render_list`], also saying which network namespaces were not scanned.
-pub fn render_list_with_netns(
-    config: &Config,
-    args: &ListArgs,
-    report: Report,
-    netns_skipped: &[NetNsSkipped],
-    out: &mut dyn Write,
-) -> Result<()> {
-    render_list_with_notes(config, args, report, netns_skipped, &[], out)
-}
-
-/// [`render_list_with_netns`], also giving the scan's warnings: after the
-/// table, in the JSON document's `warnings` array, or on standard error
-/// beside CSV and plain output (whose standard output has a fixed shape).
-pub fn render_list_with_notes(
-    config: &Config,
-    args: &ListArgs,
-    report: Report,
-    netns_skipped: &[NetNsSkipped],
-    warnings: &[String],
-    out: &mut dyn Write,
-) -> Result<()> {
-    render_list_to(
-        config,
-        args,
-        report,
-        netns_skipped,
-        warnings,
-        out,
-        &mut std::io::stderr(),
-    )
-}
-
-/// [`render_list_with_notes`] with standard error given, for tests.
-fn render_list_to(
     config: &Config,
     args: &ListArgs,
     report: Report,
@@ -95,21 +56,17 @@ fn render_list_to(
             render::netns::skipped_note(netns_skipped, report.privileged, out)?;
         }
         ListFormat::Json => {
-            render::json::render_with_notes(&report, netns_skipped, warnings, out)?;
+            render::json::render(&report, netns_skipped, warnings, out)?;
         }
-        // These formats have a fixed shape: the note goes to standard error.
-        ListFormat::Csv | ListFormat::Plain => {
-            if list_format(args) == ListFormat::Csv {
-                render::csv::render(&report, out)?;
-            } else {
-                render::plain::render(&report, out)?;
-            }
-            out.flush()?;
-            render::warnings::stderr_lines(warnings, err)?;
-            render::netns::skipped_note(netns_skipped, report.privileged, err)?;
-        }
+        ListFormat::Csv => render::csv::render(&report, out)?,
+        ListFormat::Plain => render::plain::render(&report, out)?,
     }
     out.flush()?;
+    if matches!(list_format(args), ListFormat::Csv | ListFormat::Plain) {
+        // These formats have a fixed shape: the notes go to standard error.
+        render::warnings::stderr_lines(warnings, err)?;
+        render::netns::skipped_note(netns_skipped, report.privileged, err)?;
+    }
     Ok(())
 }
 
@@ -136,7 +93,7 @@ mod tests {
         };
         let report = crate::render::fixtures::report();
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        render_list_to(&config(), &args, report, &[], warnings, &mut out, &mut err).unwrap();
+        render_list(&config(), &args, report, &[], warnings, &mut out, &mut err).unwrap();
         (
             String::from_utf8(out).unwrap(),
             String::from_utf8(err).unwrap(),

@@ -104,23 +104,10 @@ pub(crate) fn listener(l: &Listener) -> JsonListener<'_> {
     }
 }
 
-/// Writes `report` (already filtered) as the `list --json` document.
-pub fn render(report: &Report, out: &mut dyn Write) -> io::Result<()> {
-    render_with_netns(report, &[], out)
-}
-
-/// [`render`], naming the network namespaces that could not be scanned.
-pub fn render_with_netns(
-    report: &Report,
-    netns_skipped: &[NetNsSkipped],
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    render_with_notes(report, netns_skipped, &[], out)
-}
-
-/// [`render_with_netns`], also carrying the scan's warnings (the
-/// top-level `warnings` array, empty when the scan did not degrade).
-pub fn render_with_notes(
+/// Writes `report` (already filtered) as the `list --json` document, with
+/// the network namespaces that could not be scanned and the scan's warnings
+/// (both empty arrays when nothing degraded).
+pub fn render(
     report: &Report,
     netns_skipped: &[NetNsSkipped],
     warnings: &[String],

@@ -399,7 +399,7 @@ udp * 50000 dynamic - 300 resolver alice dynamic-port
     #[test]
     fn json_document() {
         let report = fixtures::report();
-        let text = render_to_string(|b| json::render(&report, b));
+        let text = render_to_string(|b| json::render(&report, &[], &[], b));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["schema_version"], 1);
         let l = &v["listeners"];
@@ -508,7 +508,7 @@ udp * 50000 dynamic - 300 resolver alice dynamic-port
 
     #[test]
     fn json_carries_unit_container_and_proxy_target() {
-        let text = render_to_string(|b| json::render(&attributed_report(), b));
+        let text = render_to_string(|b| json::render(&attributed_report(), &[], &[], b));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let l = &v["listeners"];
         assert_eq!(l[0]["processes"][0]["unit"], "ssh.service");
